@@ -1,0 +1,377 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/encoding/json"
+)
+
+// Limits of an accepted event. Segment's own API refuses calls over 32 KB.
+const (
+	MaxEventBytes  = 32 << 10
+	MaxIDLength    = 256 // messageId, userId, anonymousId
+	MaxNameLength  = 256 // event and page names
+	MaxPropertyLen = 2048
+)
+
+// wire is the decoding target: timestamp stays a string so that a bad one
+// gets a precise reason instead of the decoder's generic error.
+type wire struct {
+	MessageID   string         `json:"messageId"`
+	Type        string         `json:"type"`
+	Event       string         `json:"event"`
+	Name        string         `json:"name"`
+	UserID      string         `json:"userId"`
+	AnonymousID string         `json:"anonymousId"`
+	Timestamp   *string        `json:"timestamp"`
+	Properties  map[string]any `json:"properties"`
+	Traits      map[string]any `json:"traits"`
+	Context     *Context       `json:"context"`
+}
+
+// DecodeEvent parses and validates one event. It refuses, with a
+// *ValidationError, everything a consumer could read differently from a
+// validator: records over MaxEventBytes, invalid UTF-8, anything but one JSON
+// object, duplicate keys, fields of the wrong JSON type, unknown call types,
+// no user key, a missing or unparsable timestamp, and properties or traits of
+// the wrong type for the events of DESIGN.md's catalogue.
+//
+// A missing messageId is replaced by a hash of the record, so redelivered
+// copies of the same bytes are still recognised as duplicates.
+func DecodeEvent(b []byte) (Event, error) {
+	if len(b) > MaxEventBytes {
+		return Event{}, invalid(ReasonTooLarge, "", "record is %d bytes, over the %d byte limit", len(b), MaxEventBytes)
+	}
+	if !utf8.Valid(b) {
+		return Event{}, invalid(ReasonInvalidUTF8, "", "record is not valid UTF-8")
+	}
+	if err := checkJSON(b); err != nil {
+		return Event{}, err
+	}
+	if b[firstNonSpace(b)] != '{' {
+		return Event{}, invalid(ReasonNotJSON, "", "record is not a JSON object")
+	}
+	var w wire
+	if _, err := json.Parse(b, &w, json.DontMatchCaseInsensitiveStructFields); err != nil {
+		return Event{}, decodeError(err)
+	}
+	return fromWire(&w, b)
+}
+
+// firstNonSpace returns the index of the first byte that is not JSON
+// whitespace; checkJSON has made sure there is one.
+func firstNonSpace(b []byte) int {
+	for i, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return i
+		}
+	}
+	return 0
+}
+
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		// te.Value starts with the offending JSON text: name its kind only,
+		// never echo it, as it may be personal data.
+		if te.Field == "timestamp" {
+			return invalid(ReasonBadTime, "timestamp", "not an RFC 3339 string such as 2026-03-02T09:00:00Z")
+		}
+		return invalid(ReasonBadFieldType, te.Field, "must be %s, not %s", goKind(te.Type.Kind()), jsonKind(te.Value))
+	}
+	return invalid(ReasonNotJSON, "", "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func goKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Bool:
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
+
+func jsonKind(v string) string {
+	// segmentio/encoding quotes the offending text with strconv.Quote.
+	if uq, err := strconv.Unquote(v); err == nil {
+		v = uq
+	}
+	if v == "" {
+		return "another JSON type"
+	}
+	switch v[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func fromWire(w *wire, raw []byte) (Event, error) {
+	ev := Event{
+		MessageID:   w.MessageID,
+		Type:        w.Type,
+		Event:       w.Event,
+		Name:        w.Name,
+		UserID:      w.UserID,
+		AnonymousID: w.AnonymousID,
+		Properties:  w.Properties,
+		Traits:      w.Traits,
+	}
+	if w.Context != nil {
+		ev.Context = *w.Context
+	}
+	switch ev.Type {
+	case TypeTrack, TypePage, TypeScreen, TypeIdentify, TypeDelete:
+	case "":
+		return Event{}, invalid(ReasonUnknownType, "type", "missing; want track, page, screen, identify or delete")
+	default:
+		return Event{}, invalid(ReasonUnknownType, "type", "unknown call type; want track, page, screen, identify or delete")
+	}
+	for _, f := range [...]struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"messageId", ev.MessageID, MaxIDLength},
+		{"userId", ev.UserID, MaxIDLength},
+		{"anonymousId", ev.AnonymousID, MaxIDLength},
+		{"event", ev.Event, MaxNameLength},
+		{"name", ev.Name, MaxNameLength},
+		{"context.page.path", ev.Context.Page.Path, MaxPropertyLen},
+		{"context.timezone", ev.Context.Timezone, 64},
+	} {
+		if len(f.v) > f.max {
+			return Event{}, invalid(ReasonFieldTooLong, f.name, "longer than %d bytes", f.max)
+		}
+	}
+	if ev.UserKey() == "" {
+		return Event{}, invalid(ReasonNoUserKey, "userId", "neither userId nor anonymousId is set")
+	}
+	if w.Timestamp == nil || *w.Timestamp == "" {
+		return Event{}, invalid(ReasonMissingTime, "timestamp", "missing; want an RFC 3339 time such as 2026-03-02T09:00:00Z")
+	}
+	t, err := time.Parse(time.RFC3339Nano, *w.Timestamp)
+	if err != nil || t.Year() < 1970 || t.Year() > 9999 {
+		return Event{}, invalid(ReasonBadTime, "timestamp", "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
+	}
+	ev.Timestamp = t.UTC()
+	if ev.Type == TypeTrack && ev.Event == "" {
+		return Event{}, invalid(ReasonMissingEvent, "event", "a track call needs an event name")
+	}
+	if ev.MessageID == "" {
+		ev.MessageID = ContentID(raw)
+	}
+	if err := checkProperties(&ev); err != nil {
+		return Event{}, err
+	}
+	if err := checkTraits(ev.Traits, "traits"); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// propertyKind is the JSON type a catalogued property must have.
+type propertyKind uint8
+
+const (
+	kindString propertyKind = iota + 1
+	kindNumber
+	kindBool
+)
+
+func (k propertyKind) String() string {
+	switch k {
+	case kindString:
+		return "a string"
+	case kindNumber:
+		return "a number"
+	default:
+		return "a boolean"
+	}
+}
+
+type propertySpec struct {
+	name     string
+	kind     propertyKind
+	required bool
+	min, max float64 // for numbers; max 0 means unbounded
+}
+
+// catalogue lists the properties microtrigger reads from the events of
+// DESIGN.md. Other events and other properties are free-form.
+func catalogue(name string) []propertySpec {
+	product := []propertySpec{
+		{name: "product_id", kind: kindString},
+		{name: "name", kind: kindString},
+		{name: "category", kind: kindString},
+		{name: "price", kind: kindNumber, min: 0},
+		{name: "quantity", kind: kindNumber, min: 0},
+	}
+	switch name {
+	case "Product Viewed", "Product Added", "Product Removed", "Product Added to Wishlist":
+		return product
+	case "Checkout Started", "Order Completed", "Cart Viewed":
+		return []propertySpec{
+			{name: "order_id", kind: kindString},
+			{name: "value", kind: kindNumber, min: 0},
+			{name: "revenue", kind: kindNumber, min: 0},
+			{name: "total", kind: kindNumber, min: 0},
+		}
+	case "Page Scrolled":
+		return []propertySpec{{name: "percent", kind: kindNumber, required: true, min: 0, max: 100}}
+	case "Element Hovered", "Element Clicked":
+		return []propertySpec{{name: "element", kind: kindString, required: true}}
+	case "Page Heartbeat":
+		return []propertySpec{{name: "seconds", kind: kindNumber, required: true, min: 0, max: 86400}}
+	case "Form Started", "Form Submitted":
+		return []propertySpec{{name: "form", kind: kindString, required: true}}
+	case "Video Content Playing":
+		return []propertySpec{{name: "position", kind: kindNumber, required: true, min: 0}}
+	}
+	return nil
+}
+
+func checkProperties(ev *Event) error {
+	if ev.Type == TypePage || ev.Type == TypeScreen {
+		if v, ok := ev.Properties["path"]; ok {
+			if _, isStr := v.(string); !isStr {
+				return invalid(ReasonBadProperty, "properties.path", "must be a string")
+			}
+		}
+	}
+	if ev.Type != TypeTrack {
+		return nil
+	}
+	for _, p := range catalogue(ev.Event) {
+		v, ok := ev.Properties[p.name]
+		field := "properties." + p.name
+		if !ok || v == nil {
+			if p.required {
+				return invalid(ReasonBadProperty, field, "required by %q events", ev.Event)
+			}
+			continue
+		}
+		switch p.kind {
+		case kindString:
+			s, isStr := v.(string)
+			if !isStr {
+				return invalid(ReasonBadProperty, field, "must be %s", p.kind)
+			}
+			if len(s) > MaxPropertyLen {
+				return invalid(ReasonFieldTooLong, field, "longer than %d bytes", MaxPropertyLen)
+			}
+		case kindNumber:
+			f, isNum := v.(float64)
+			if !isNum || math.IsNaN(f) || math.IsInf(f, 0) {
+				return invalid(ReasonBadProperty, field, "must be %s", p.kind)
+			}
+			if f < p.min || (p.max > 0 && f > p.max) {
+				if p.max > 0 {
+					return invalid(ReasonBadProperty, field, "must be between %g and %g", p.min, p.max)
+				}
+				return invalid(ReasonBadProperty, field, "must be at least %g", p.min)
+			}
+		}
+	}
+	return nil
+}
+
+// traitSpecs are the identify traits microtrigger reads, in the order
+// they are checked.
+func traitSpecs() [6]propertySpec {
+	return [...]propertySpec{
+		{name: "email", kind: kindString},
+		{name: "timezone", kind: kindString},
+		{name: "email_opt_in", kind: kindBool},
+		{name: "lifetime_value", kind: kindNumber},
+		{name: "first_name", kind: kindString},
+		{name: "locale", kind: kindString},
+	}
+}
+
+func checkTraits(traits map[string]any, path string) error {
+	if len(traits) == 0 {
+		return nil
+	}
+	for _, spec := range traitSpecs() {
+		name, kind := spec.name, spec.kind
+		v, ok := traits[name]
+		if !ok || v == nil {
+			continue
+		}
+		field := path + "." + name
+		switch kind {
+		case kindString:
+			s, isStr := v.(string)
+			if !isStr {
+				return invalid(ReasonBadTrait, field, "must be %s", kind)
+			}
+			if name == "email" && !plausibleEmail(s) {
+				return invalid(ReasonBadTrait, field, "not an email address")
+			}
+			if name == "timezone" {
+				if err := CheckTimezone(s); err != nil {
+					return invalid(ReasonBadTrait, field, "%v", err)
+				}
+			}
+		case kindNumber:
+			if _, isNum := v.(float64); !isNum {
+				return invalid(ReasonBadTrait, field, "must be %s", kind)
+			}
+		case kindBool:
+			if _, isBool := v.(bool); !isBool {
+				return invalid(ReasonBadTrait, field, "must be %s", kind)
+			}
+		}
+	}
+	return nil
+}
+
+func plausibleEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && len(s) <= 254 && !strings.ContainsAny(s, " \t\r\n<>,;")
+}
+
+// CheckTimezone reports whether name is an IANA time zone a user may have.
+// "" and "Local" are refused: they would make sends depend on the machine.
+func CheckTimezone(name string) error {
+	if name == "" || name == "Local" {
+		return fmt.Errorf("time zone %q is not an IANA zone name", name)
+	}
+	if _, ok := knownZones.Load(name); ok {
+		return nil
+	}
+	if _, err := time.LoadLocation(name); err != nil {
+		return fmt.Errorf("unknown time zone %q", name)
+	}
+	knownZones.Store(name, struct{}{})
+	return nil
+}
+
+// knownZones memoises zone names that time.LoadLocation accepted, which
+// reads the zone database on every call. It only ever holds valid IANA names,
+// so it stays small and never changes an answer.
+var knownZones sync.Map

@@ -1,0 +1,196 @@
+package schema_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	stdjson "encoding/json"
+	"github.com/cockroachdb/datadriven"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// describe renders a decode result for golden files.
+func describe(ev schema.Event, err error) string {
+	if err != nil {
+		var ve *schema.ValidationError
+		if !errors.As(err, &ve) {
+			return "error (not a ValidationError): " + err.Error()
+		}
+		return fmt.Sprintf("rejected %s field=%q: %s", ve.Reason, ve.Field, ve.Msg)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "ok %s key=%q user=%q id=%q at=%s", ev.Type, ev.Key(), ev.UserKey(), ev.MessageID, schema.FormatTime(ev.Timestamp))
+	if p := ev.Path(); p != "" {
+		fmt.Fprintf(&b, " path=%q", p)
+	}
+	keys := make([]string, 0, len(ev.Properties))
+	for k := range ev.Properties {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%v", k, ev.Properties[k])
+	}
+	return b.String()
+}
+
+func TestDecodeGolden(t *testing.T) {
+	datadriven.RunTest(t, "testdata/decode", func(t *testing.T, d *datadriven.TestData) string {
+		switch d.Cmd {
+		case "decode":
+			in := []byte(strings.TrimSuffix(d.Input, "\n"))
+			ev, err := schema.DecodeEvent(in)
+			return describe(ev, err) + "\n"
+		default:
+			t.Fatalf("unknown command %q", d.Cmd)
+			return ""
+		}
+	})
+}
+
+// TestDecodeLimits covers inputs that do not fit in a golden file.
+func TestDecodeLimits(t *testing.T) {
+	big := `{"type":"track","event":"X","userId":"u","timestamp":"2026-03-02T09:00:00Z","properties":{"pad":"` +
+		strings.Repeat("x", schema.MaxEventBytes) + `"}}`
+	cases := []struct {
+		name   string
+		in     []byte
+		reason schema.Reason
+	}{
+		{"oversized", []byte(big), schema.ReasonTooLarge},
+		{"invalid utf-8", []byte("{\"type\":\"track\",\"event\":\"\xff\",\"userId\":\"u\",\"timestamp\":\"2026-03-02T09:00:00Z\"}"), schema.ReasonInvalidUTF8},
+		{"deep nesting", []byte(`{"type":"track","event":"X","userId":"u","timestamp":"2026-03-02T09:00:00Z","properties":{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}`), schema.ReasonNotJSON},
+		{"empty", nil, schema.ReasonNotJSON},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := schema.DecodeEvent(c.in)
+			var ve *schema.ValidationError
+			if !errors.As(err, &ve) || ve.Reason != c.reason {
+				t.Fatalf("got %v, want reason %s", err, c.reason)
+			}
+		})
+	}
+}
+
+// TestJSONSchemaAgrees runs every golden input through the published JSON
+// Schema too: an event the decoder accepts must be valid against it, and one
+// it refuses for a reason JSON Schema can express must be invalid.
+func TestJSONSchemaAgrees(t *testing.T) {
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(schema.EventJSONSchema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("event.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("event.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reasons JSON Schema cannot express (byte-level checks) or that depend
+	// on data outside the document (the zone database).
+	beyond := map[schema.Reason]bool{
+		schema.ReasonTooLarge: true, schema.ReasonInvalidUTF8: true, schema.ReasonNotJSON: true,
+		schema.ReasonDuplicateKey: true, schema.ReasonBadTime: true, schema.ReasonBadTrait: true,
+	}
+	checked := 0
+	datadriven.Walk(t, "testdata/decode", func(t *testing.T, path string) {
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			in := []byte(strings.TrimSuffix(d.Input, "\n"))
+			_, decErr := schema.DecodeEvent(in)
+			var ve *schema.ValidationError
+			if errors.As(decErr, &ve) && beyond[ve.Reason] {
+				return d.Expected
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(in))
+			if err != nil {
+				return d.Expected
+			}
+			schemaErr := sch.Validate(inst)
+			checked++
+			if (decErr == nil) != (schemaErr == nil) {
+				t.Errorf("%s: decoder says %v, JSON Schema says %v", d.Pos, decErr, schemaErr)
+			}
+			return d.Expected
+		})
+	})
+	if checked < 10 {
+		t.Fatalf("only %d golden inputs compared", checked)
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	in := []byte(`{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"A","intent":"high","send_at":"2026-03-02T09:13:00Z","data":{"b":2,"a":"x"},"cause":"m1"}`)
+	c, err := schema.UnmarshalCommand(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := schema.MarshalCommand(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"A","intent":"high","send_at":"2026-03-02T09:13:00Z","data":{"a":"x","b":2},"cause":"m1"}`
+	if string(out) != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+	if schema.CommandID("u1", "t", 1, "m1") != schema.CommandID("u1", "t", 1, "m1") ||
+		schema.CommandID("u1", "t", 1, "m1") == schema.CommandID("u1", "t", 2, "m1") {
+		t.Fatal("CommandID is not a deterministic function of its inputs")
+	}
+}
+
+func TestMask(t *testing.T) {
+	if got := schema.MaskEmail("ada@example.com"); got != "a***@example.com" {
+		t.Fatalf("MaskEmail = %q", got)
+	}
+	if got := schema.MaskUser("user-42"); strings.Contains(got, "42") || len(got) != 10 {
+		t.Fatalf("MaskUser = %q", got)
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"track","event":"Product Added","userId":"u1","timestamp":"2026-03-02T09:00:00Z","properties":{"price":120}}`,
+		`{"type":"page","anonymousId":"a","timestamp":"2026-03-02T09:00:00Z","context":{"page":{"path":"/pricing"}}}`,
+		`{"type":"identify","userId":"u","timestamp":"2026-03-02T09:00:00Z","traits":{"email":"a@b.c","timezone":"Asia/Tokyo"}}`,
+		`{"type":"track","event":"x","userId":"u","userId":"v","timestamp":"2026-03-02T09:00:00Z"}`,
+		`{"type":"track","event":"\ud800","userId":"u","timestamp":"2026-03-02T09:00:00Z"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := schema.DecodeEvent(b)
+		if err != nil {
+			var ve *schema.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("error is not a ValidationError: %v", err)
+			}
+			return
+		}
+		// What is validated is what is decoded: the standard library must
+		// read the same envelope from an accepted record.
+		var std struct {
+			Type   string `json:"type"`
+			UserID string `json:"userId"`
+			Event  string `json:"event"`
+		}
+		if err := stdjson.Unmarshal(b, &std); err != nil {
+			t.Fatalf("accepted record does not decode: %v", err)
+		}
+		if ev.UserKey() == "" || ev.Timestamp.IsZero() || ev.MessageID == "" {
+			t.Fatalf("accepted event lacks key, time or id: %+v", ev)
+		}
+		if std.Type != ev.Type || std.UserID != ev.UserID || std.Event != ev.Event {
+			t.Fatalf("decoders disagree: %+v vs %+v", std, ev)
+		}
+	})
+}

@@ -1,0 +1,55 @@
+package schema
+
+import "fmt"
+
+// Reason is the machine-readable cause of a rejected record. It is the
+// dead-letter record's reason and a label of the rejection metrics, so the
+// set is closed and stable.
+type Reason string
+
+// Rejection reasons of DecodeEvent.
+const (
+	ReasonTooLarge     Reason = "too_large"
+	ReasonInvalidUTF8  Reason = "invalid_utf8"
+	ReasonNotJSON      Reason = "not_json"
+	ReasonDuplicateKey Reason = "duplicate_key"
+	ReasonBadFieldType Reason = "bad_field_type"
+	ReasonUnknownType  Reason = "unknown_type"
+	ReasonNoUserKey    Reason = "no_user_key"
+	ReasonMissingTime  Reason = "missing_timestamp"
+	ReasonBadTime      Reason = "bad_timestamp"
+	ReasonMissingEvent Reason = "missing_event"
+	ReasonBadProperty  Reason = "bad_property"
+	ReasonBadTrait     Reason = "bad_trait"
+	ReasonFieldTooLong Reason = "field_too_long"
+)
+
+// EventReasons lists every rejection reason DecodeEvent can return.
+func EventReasons() []Reason {
+	return []Reason{
+		ReasonTooLarge, ReasonInvalidUTF8, ReasonNotJSON, ReasonDuplicateKey,
+		ReasonBadFieldType, ReasonUnknownType, ReasonNoUserKey, ReasonMissingTime,
+		ReasonBadTime, ReasonMissingEvent, ReasonBadProperty, ReasonBadTrait,
+		ReasonFieldTooLong,
+	}
+}
+
+// ValidationError says why an event was refused. Field is a JSON path such
+// as "properties.price"; Msg is a sentence for people. Neither holds a
+// value from the event (only key names), so the error is safe to log.
+type ValidationError struct {
+	Reason Reason
+	Field  string
+	Msg    string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("invalid event: %s: %s", e.Reason, e.Msg)
+	}
+	return fmt.Sprintf("invalid event: %s: %s: %s", e.Reason, e.Field, e.Msg)
+}
+
+func invalid(r Reason, field, format string, args ...any) *ValidationError {
+	return &ValidationError{Reason: r, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
