@@ -142,8 +142,8 @@ func TestCommandRoundTrip(t *testing.T) {
 	if string(out) != want {
 		t.Fatalf("got  %s\nwant %s", out, want)
 	}
-	if schema.CommandID("u1", "t", 1, "m1") != schema.CommandID("u1", "t", 1, "m1") ||
-		schema.CommandID("u1", "t", 1, "m1") == schema.CommandID("u1", "t", 2, "m1") {
+	a, b := schema.CommandID("u1", "t", 1, "m1"), schema.CommandID("u1", "t", 1, "m"+"1")
+	if a != b || a == schema.CommandID("u1", "t", 2, "m1") || len(a) != 32 {
 		t.Fatal("CommandID is not a deterministic function of its inputs")
 	}
 }

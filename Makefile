@@ -1,0 +1,43 @@
+# microtrigger: `make run` shows it work, `make test` is what CI runs.
+GO          ?= go
+STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
+BENCHTIME   ?= 1x
+PKGS        := ./...
+
+.PHONY: run build test vet staticcheck unit bench fuzz rewrite clean
+
+## run: embedded broker + processor + console sink + sample clickstream; prints what would be emailed
+run:
+	$(GO) run . run
+
+## build: the single microtrigger binary
+build:
+	$(GO) build -o microtrigger .
+
+## test: vet, staticcheck and the race-enabled test suite (what CI runs)
+test: vet staticcheck unit
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+staticcheck:
+	$(STATICCHECK) $(PKGS)
+
+unit:
+	$(GO) test -race -tags invariants -timeout 15m $(PKGS)
+
+## bench: throughput and cost benchmarks; figures go into README's performance section
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
+
+## fuzz: a short run of every fuzz target (seeds are committed)
+fuzz:
+	$(GO) test ./schema -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
+
+## rewrite: regenerate datadriven golden files after an intended change
+rewrite:
+	$(GO) test ./schema -run Golden -rewrite
+
+clean:
+	rm -f microtrigger

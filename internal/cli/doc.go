@@ -1,0 +1,9 @@
+// Package cli is the microtrigger command line: one kingpin application,
+// one file per command (run, broker, processor, sink, rules, backtest,
+// erase). It turns flags and MICROTRIGGER_* environment variables into the
+// Config structs of the processor and sink packages and runs them; it holds
+// no logic of its own beyond that wiring.
+//
+// Only main imports this package; it is the one place that imports both the
+// processor and the sink side.
+package cli

@@ -1,0 +1,123 @@
+// Package kafkatest holds test helpers shared by the processor and sink
+// tests: an embedded kfake cluster on loopback with microtrigger's topics,
+// and helpers that produce records and await records on a topic. Production
+// code never imports it.
+package kafkatest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/microtrigger/microtrigger/internal/broker"
+)
+
+// Cluster starts an embedded broker on a free loopback port with the default
+// topics (partitions each) and closes it when the test ends.
+func Cluster(t testing.TB, partitions int32) (*kfake.Cluster, []kgo.Opt) {
+	t.Helper()
+	c, err := broker.Start(broker.Options{Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+}
+
+// Client returns a client closed when the test ends.
+func Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// Produce produces records synchronously and fails the test on error.
+func Produce(t testing.TB, cl *kgo.Client, rs ...*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// Await consumes topic from the start with read_committed isolation until n
+// records have arrived, and returns them. It fails the test if they do not
+// arrive within timeout; it returns as soon as they do.
+func Await(t testing.TB, seeds []kgo.Opt, topic string, n int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	opts := append([]kgo.Opt{
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	}, seeds...)
+	cl := Client(t, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("await %d records on %s: got %d before timeout", n, topic, len(out))
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("consume %s: %v", topic, err) })
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+// ReadAll returns every committed record of topic up to its end offsets at
+// the time of the call, without waiting for more.
+func ReadAll(t testing.TB, seeds []kgo.Opt, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(Client(t, seeds...))
+	listed, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("list end offsets of %s: %v", topic, err)
+	}
+	ends := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			ends[o.Partition] = o.Offset
+		}
+	})
+	if len(ends) == 0 {
+		return nil
+	}
+	// With control records kept, the record just before a partition's last
+	// stable offset is always returned (a committed record or a transaction
+	// marker), so reaching it proves the partition has been read to its end.
+	opts := append([]kgo.Opt{
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	}, seeds...)
+	cl := Client(t, opts...)
+	var out []*kgo.Record
+	for len(ends) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s to its end: timed out with %d partitions unfinished", topic, len(ends))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := ends[r.Partition]; ok && r.Offset >= end-1 {
+				delete(ends, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}

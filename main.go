@@ -1,0 +1,28 @@
+// Command microtrigger turns website and app micro-actions on Kafka into
+// well-timed, capped, consented emails. See README.md.
+package main
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"os"
+	"os/signal"
+	"syscall"
+
+	_ "time/tzdata" // user time zones must not depend on the host's zone database
+
+	"github.com/microtrigger/microtrigger/internal/cli"
+)
+
+//go:embed testdata/rules testdata/templates testdata/events/sample.jsonl
+var assets embed.FS
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rules, _ := fs.Sub(assets, "testdata/rules")
+	templates, _ := fs.Sub(assets, "testdata/templates")
+	sample, _ := assets.ReadFile("testdata/events/sample.jsonl")
+	os.Exit(cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, cli.Assets{Rules: rules, Templates: templates, Sample: sample}))
+}
