@@ -1,0 +1,288 @@
+package engine
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/state"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// reconcile drops state of triggers and aggregates the pack no longer has,
+// so a pack change cannot leave timers nobody fires.
+func (s *step) reconcile() {
+	for name := range s.u.Triggers {
+		if s.e.pack.Trigger(name) == nil {
+			delete(s.u.Triggers, name)
+		}
+	}
+	for name := range s.u.Aggs {
+		if s.e.pack.Aggregate(name) == nil {
+			delete(s.u.Aggs, name)
+		}
+	}
+}
+
+// pruneAggregates drops aggregate entries that fell out of their window.
+func (s *step) pruneAggregates() {
+	s.reconcile()
+	for name, a := range s.u.Aggs {
+		spec := s.e.pack.Aggregate(name)
+		cut := s.now.Add(-spec.Window)
+		i := 0
+		for i < len(a.Entries) && !a.Entries[i].T.After(cut) {
+			i++
+		}
+		if i > 0 {
+			a.Entries = append(a.Entries[:0], a.Entries[i:]...)
+		}
+		if len(a.Entries) == 0 {
+			delete(s.u.Aggs, name)
+		}
+	}
+}
+
+// apply updates the built-in state every rule can read.
+func (s *step) apply(ev *schema.Event) {
+	u, t, key := s.u, ev.Timestamp, ev.Key()
+	if u.FirstSeen.IsZero() || t.Before(u.FirstSeen) {
+		u.FirstSeen = t
+	}
+	if t.After(u.LastEvent) {
+		u.LastEvent = t
+	}
+	s.session(t)
+	if u.LastSeen == nil {
+		u.LastSeen = map[string]time.Time{}
+		u.Counts = map[string]int64{}
+	}
+	if last, ok := u.LastSeen[key]; !ok || t.After(last) {
+		u.LastSeen[key] = t
+	}
+	u.Counts[key]++
+	if z := ev.Context.Timezone; z != "" && z != u.Zone && schema.CheckTimezone(z) == nil {
+		u.Zone = z
+	}
+	s.score(key, t)
+
+	switch ev.Type {
+	case schema.TypeIdentify:
+		if len(ev.Traits) > 0 && u.Traits == nil {
+			u.Traits = make(map[string]any, len(ev.Traits))
+		}
+		for k, v := range ev.Traits {
+			u.Traits[k] = v
+		}
+	case schema.TypePage, schema.TypeScreen:
+		s.pageView(ev.Path(), t)
+	case schema.TypeTrack:
+		s.track(ev, t)
+	}
+}
+
+func (s *step) session(t time.Time) {
+	ss := &s.u.Session
+	gap := s.e.policy.SessionGap
+	if gap <= 0 {
+		gap = 30 * time.Minute
+	}
+	if ss.Start.IsZero() || t.Sub(ss.Last) > gap {
+		*ss = state.Session{Start: t, Last: t}
+	}
+	if t.After(ss.Last) {
+		ss.Last = t
+	}
+	ss.Events++
+}
+
+func (s *step) score(key string, t time.Time) {
+	w := s.e.policy.ScoreWeights[key]
+	u := s.u
+	if hl := s.e.policy.ScoreHalfLife; hl > 0 && !u.ScoreAt.IsZero() && t.After(u.ScoreAt) && u.Score != 0 {
+		u.Score *= math.Exp2(-float64(t.Sub(u.ScoreAt)) / float64(hl))
+	}
+	if t.After(u.ScoreAt) {
+		u.ScoreAt = t
+	}
+	u.Score += w
+}
+
+func (s *step) page(path string) *state.Page {
+	if path == "" {
+		return nil
+	}
+	if s.u.Pages == nil {
+		s.u.Pages = map[string]*state.Page{}
+	}
+	p := s.u.Pages[path]
+	if p == nil {
+		p = &state.Page{}
+		s.u.Pages[path] = p
+	}
+	return p
+}
+
+func (s *step) pageView(path string, t time.Time) {
+	p := s.page(path)
+	if p == nil {
+		return
+	}
+	if p.Views > 0 && !p.LastSession.Equal(s.u.Session.Start) {
+		p.Revisits++
+	}
+	p.Views++
+	if p.First.IsZero() || t.Before(p.First) {
+		p.First = t
+	}
+	if t.After(p.Last) {
+		p.Last = t
+	}
+	p.LastSession = s.u.Session.Start
+}
+
+func (s *step) track(ev *schema.Event, t time.Time) {
+	u := s.u
+	switch ev.Event {
+	case "Page Scrolled":
+		pct, _ := ev.Number("percent")
+		if p := s.page(ev.Path()); p != nil {
+			p.MaxScroll = math.Max(p.MaxScroll, pct)
+			if u.Session.Scroll == nil {
+				u.Session.Scroll = map[string]float64{}
+			}
+			u.Session.Scroll[ev.Path()] = math.Max(u.Session.Scroll[ev.Path()], pct)
+		}
+	case "Page Heartbeat":
+		sec, _ := ev.Number("seconds")
+		if p := s.page(ev.Path()); p != nil {
+			p.Dwell += sec
+		}
+	case "Element Hovered":
+		if el := ev.String("element"); el != "" {
+			if u.Hovers == nil {
+				u.Hovers = map[string]int64{}
+			}
+			u.Hovers[el]++
+		}
+	case "Video Content Playing":
+		pos, _ := ev.Number("position")
+		path := ev.Path()
+		if u.Videos == nil {
+			u.Videos = map[string]float64{}
+		}
+		if prev := u.Videos[path]; pos > prev {
+			u.VideoSeconds += pos - prev
+			u.Videos[path] = pos
+		}
+		if u.Session.Video == nil {
+			u.Session.Video = map[string]float64{}
+		}
+		u.Session.Video[path] = math.Max(u.Session.Video[path], pos)
+	case "Product Added":
+		qty, ok := ev.Number("quantity")
+		if !ok || qty <= 0 {
+			qty = 1
+		}
+		price, _ := ev.Number("price")
+		c := &u.Cart
+		if len(c.Items) == 0 {
+			c.FirstAdded = t
+		}
+		c.Items = append(c.Items, state.CartItem{
+			ProductID: ev.String("product_id"), Name: ev.String("name"), Category: ev.String("category"),
+			Price: price, Quantity: qty, Added: t,
+		})
+		c.Value = cartValue(c.Items)
+		c.LastChanged = t
+	case "Product Removed":
+		c := &u.Cart
+		id := ev.String("product_id")
+		for i := len(c.Items) - 1; i >= 0; i-- {
+			if c.Items[i].ProductID == id {
+				c.Items = append(c.Items[:i], c.Items[i+1:]...)
+				break
+			}
+		}
+		c.Value = cartValue(c.Items)
+		c.LastChanged = t
+		if len(c.Items) == 0 {
+			c.FirstAdded = time.Time{}
+		}
+	case "Order Completed":
+		u.Cart = state.Cart{LastChanged: t}
+	case "Unsubscribed":
+		if u.Unsubscribed.IsZero() {
+			u.Unsubscribed = t
+		}
+	case "Email Bounced":
+		if u.Bounced.IsZero() {
+			u.Bounced = t
+		}
+	}
+}
+
+func cartValue(items []state.CartItem) float64 {
+	v := 0.0
+	for _, it := range items {
+		v += it.Price * it.Quantity
+	}
+	// Keep cents exact-ish: sums of prices should not print as 119.99999.
+	return math.Round(v*100) / 100
+}
+
+// feedAggregates adds the event to every declared aggregate it passes.
+func (s *step) feedAggregates(key string, ev *rules.Event) {
+	aggs := s.e.pack.Fed(key)
+	if len(aggs) == 0 {
+		return
+	}
+	vars := &rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: entryOf(ev)}
+	for _, a := range aggs {
+		if a.When != nil {
+			s.res.Evaluated++
+			ok, err := a.When.Bool(vars)
+			s.fail(err)
+			if !ok {
+				continue
+			}
+		}
+		v := 1.0
+		if a.Value != nil {
+			x, err := a.Value.Number(vars)
+			if err != nil {
+				s.fail(err)
+				continue
+			}
+			v = x
+		}
+		k := ""
+		if a.By != nil {
+			x, err := a.By.String(vars)
+			if err != nil {
+				s.fail(err)
+				continue
+			}
+			k = x
+		}
+		if s.u.Aggs == nil {
+			s.u.Aggs = map[string]*state.Agg{}
+		}
+		st := s.u.Aggs[a.Name]
+		if st == nil {
+			st = &state.Agg{}
+			s.u.Aggs[a.Name] = st
+		}
+		e := state.AggEntry{T: s.now, K: k, V: v}
+		// Entries stay in time order; a late event is inserted in place.
+		i := sort.Search(len(st.Entries), func(i int) bool { return st.Entries[i].T.After(e.T) })
+		st.Entries = append(st.Entries, state.AggEntry{})
+		copy(st.Entries[i+1:], st.Entries[i:])
+		st.Entries[i] = e
+	}
+}
+
+func entryOf(ev *rules.Event) *state.Entry {
+	return &state.Entry{ID: ev.ID, Name: ev.Name, Time: ev.Time, Path: ev.Path, Properties: ev.Properties}
+}

@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/microtrigger/microtrigger/internal/invariants"
+	"github.com/microtrigger/microtrigger/processor/policy"
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/state"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// Engine runs a rule pack against user state. It is safe for concurrent
+// use by many partitions: it holds no per-user data.
+type Engine struct {
+	pack   *rules.Pack
+	policy policy.Config
+	limits state.Limits
+	codec  *state.Codec
+	zones  sync.Map // zone name → *time.Location; constant facts
+}
+
+// Options tunes an Engine.
+type Options struct {
+	// Limits bounds per-user state; zero fields take DefaultLimits.
+	Limits state.Limits
+	// Policy, when non-nil, replaces the pack's policy (tests, backtests of
+	// a different policy).
+	Policy *policy.Config
+}
+
+// New returns an engine for pack.
+func New(pack *rules.Pack, opts Options) *Engine {
+	l := opts.Limits
+	d := state.DefaultLimits()
+	if l == (state.Limits{}) {
+		l = d
+	}
+	e := &Engine{pack: pack, policy: pack.Policy, limits: l, codec: state.NewCodec()}
+	if opts.Policy != nil {
+		e.policy = *opts.Policy
+	}
+	return e
+}
+
+// Pack returns the engine's rule pack.
+func (e *Engine) Pack() *rules.Pack { return e.pack }
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() policy.Config { return e.policy }
+
+// Result is what one input produced.
+type Result struct {
+	Commands     []schema.SendCommand
+	Suppressions []schema.Suppression // includes quiet-hours deferrals
+	// Duplicate: the event's messageId was seen before; nothing changed.
+	Duplicate bool
+	// Erase: a delete request. The driver deletes the user's state and
+	// pending timers and keeps only an erasure marker.
+	Erase bool
+	// Evaluated counts the rule conditions evaluated (0 for an event no
+	// rule reads).
+	Evaluated int
+	Evictions state.Evictions
+	// Errors are rule evaluations that failed; each rule that failed was
+	// treated as false. They carry positions, never user data.
+	Errors []error
+}
+
+// Event applies one event to u; now is the event's time.
+func (e *Engine) Event(u *state.User, ev *schema.Event) Result {
+	if invariants.Enabled {
+		return e.checked(u, func(u *state.User) Result { return e.event(u, ev) })
+	}
+	return e.event(u, ev)
+}
+
+// Timer fires every timer of u due at or before now, in due order. The
+// driver calls it with now = the earliest due time (u.NextDue).
+func (e *Engine) Timer(u *state.User, now time.Time) Result {
+	if invariants.Enabled {
+		return e.checked(u, func(u *state.User) Result { return e.timer(u, now) })
+	}
+	return e.timer(u, now)
+}
+
+// checked runs step twice, on u and on a copy, and panics if the results or
+// the new states differ: the engine must be a function of its inputs.
+func (e *Engine) checked(u *state.User, step func(*state.User) Result) Result {
+	clone, err := e.codec.Clone(u)
+	if err != nil {
+		panic(fmt.Sprintf("invariants: clone user state: %v", err))
+	}
+	r1 := step(u)
+	r2 := step(clone)
+	b1, err1 := e.codec.Marshal(u)
+	b2, err2 := e.codec.Marshal(clone)
+	if err1 != nil || err2 != nil || !bytes.Equal(b1, b2) {
+		panic("invariants: engine step is not deterministic: states differ")
+	}
+	if !sameResult(&r1, &r2) {
+		panic("invariants: engine step is not deterministic: results differ")
+	}
+	return r1
+}
+
+func sameResult(a, b *Result) bool {
+	if len(a.Commands) != len(b.Commands) || len(a.Suppressions) != len(b.Suppressions) ||
+		a.Duplicate != b.Duplicate || a.Erase != b.Erase || a.Evaluated != b.Evaluated {
+		return false
+	}
+	for i := range a.Commands {
+		x, _ := schema.MarshalCommand(&a.Commands[i])
+		y, _ := schema.MarshalCommand(&b.Commands[i])
+		if !bytes.Equal(x, y) {
+			return false
+		}
+	}
+	for i := range a.Suppressions {
+		x, _ := schema.AppendSuppression(nil, &a.Suppressions[i])
+		y, _ := schema.AppendSuppression(nil, &b.Suppressions[i])
+		if !bytes.Equal(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// step is the state of one Event or Timer call.
+type step struct {
+	e   *Engine
+	u   *state.User
+	now time.Time
+	res Result
+	// cause is the messageId of the event being applied, "" on a timer.
+	cause string
+	loc   *time.Location
+}
+
+func (e *Engine) newStep(u *state.User, now time.Time) *step {
+	return &step{e: e, u: u, now: now}
+}
+
+func (s *step) location() *time.Location {
+	if s.loc == nil {
+		s.loc = s.e.location(s.u.TraitZone())
+	}
+	return s.loc
+}
+
+func (e *Engine) location(zone string) *time.Location {
+	if zone == "" {
+		zone = e.policy.Zone
+	}
+	if zone == "" || zone == "UTC" {
+		return time.UTC
+	}
+	if l, ok := e.zones.Load(zone); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(zone)
+	if err != nil {
+		// Zones were validated on the way in; a zone unknown to this
+		// build falls back to the policy's.
+		if zone != e.policy.Zone {
+			return e.location(e.policy.Zone)
+		}
+		return time.UTC
+	}
+	e.zones.Store(zone, l)
+	return l
+}
+
+func (e *Engine) event(u *state.User, ev *schema.Event) Result {
+	s := e.newStep(u, ev.Timestamp)
+	s.cause = ev.MessageID
+	if s.seen(ev.MessageID) {
+		s.res.Duplicate = true
+		return s.res
+	}
+	if ev.Type == schema.TypeDelete {
+		s.res.Erase = true
+		return s.res
+	}
+	if u.Key == "" {
+		u.Key = ev.UserKey()
+	}
+	s.pruneAggregates()
+	s.apply(ev)
+	key := ev.Key()
+	if e.pack.Reads(key) {
+		view := rules.EventOf(ev)
+		s.feedAggregates(key, &view)
+		s.exits(key, &view)
+		s.wake(key, ev, &view)
+	}
+	u.Enforce(e.limits, &s.res.Evictions)
+	return s.res
+}
+
+func (e *Engine) timer(u *state.User, now time.Time) Result {
+	s := e.newStep(u, now)
+	s.pruneAggregates()
+	// Fire every run due by now, earliest first; firing can schedule later
+	// timers but never one at or before now.
+	for {
+		t, run := s.nextDue()
+		if run == nil || run.Due.After(now) {
+			break
+		}
+		s.now = run.Due
+		s.fireTimer(t, run)
+	}
+	u.Enforce(e.limits, &s.res.Evictions)
+	return s.res
+}
+
+// nextDue returns the run with the earliest timer (ties by trigger name).
+func (s *step) nextDue() (*rules.Trigger, *state.Run) {
+	var bestT *rules.Trigger
+	var best *state.Run
+	for _, t := range s.e.pack.Triggers {
+		ts := s.u.Triggers[t.Name]
+		if ts == nil || ts.Run == nil {
+			continue
+		}
+		if best == nil || ts.Run.Due.Before(best.Due) {
+			bestT, best = t, ts.Run
+		}
+	}
+	return bestT, best
+}
+
+// seen records id and reports whether it was already there.
+func (s *step) seen(id string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	sum := h.Sum64()
+	if slices.Contains(s.u.SeenIDs, sum) {
+		return true
+	}
+	s.u.SeenIDs = append(s.u.SeenIDs, sum)
+	return false
+}
+
+func (s *step) fail(err error) {
+	if err != nil {
+		s.res.Errors = append(s.res.Errors, err)
+	}
+}

@@ -1,0 +1,382 @@
+package engine
+
+import (
+	"sort"
+	"time"
+
+	"github.com/microtrigger/microtrigger/processor/policy"
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/state"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+func (s *step) triggerState(name string) *state.Trigger {
+	if s.u.Triggers == nil {
+		s.u.Triggers = map[string]*state.Trigger{}
+	}
+	ts := s.u.Triggers[name]
+	if ts == nil {
+		ts = &state.Trigger{}
+		s.u.Triggers[name] = ts
+	}
+	return ts
+}
+
+func (s *step) cond(p *rules.Program, vars *rules.Vars) bool {
+	if p == nil {
+		return true
+	}
+	s.res.Evaluated++
+	ok, err := p.Bool(vars)
+	s.fail(err)
+	return ok
+}
+
+// exits cancels the pending runs an event of this key exits.
+func (s *step) exits(key string, ev *rules.Event) {
+	s.e.pack.Exits(key, func(t *rules.Trigger, x *rules.Exit) {
+		ts := s.u.Triggers[t.Name]
+		if ts == nil || ts.Run == nil {
+			return
+		}
+		run := ts.Run
+		if !s.cond(x.When, &rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: &run.Entry}) {
+			return
+		}
+		s.suppress(t, run, run.Step, schema.SuppressExited, time.Time{})
+		s.endRun(ts)
+	})
+}
+
+// wake evaluates the triggers an event of this key wakes, in name order.
+func (s *step) wake(key string, ev *schema.Event, view *rules.Event) {
+	woken := s.e.pack.Woken(key)
+	if len(woken) == 0 {
+		return
+	}
+	entry := entryOf(view)
+	vars := &rules.Vars{Event: view, User: s.u, Now: s.now, Entry: entry}
+	for _, t := range woken {
+		ts := s.u.Triggers[t.Name]
+		if ts != nil && ts.Run != nil {
+			// Already running: a restartable wait starts over.
+			if t.Restart && ts.Run.Phase == state.PhaseWait && s.cond(t.When, vars) {
+				ts.Run.Entry = *entry
+				ts.Run.Started = s.now
+				ts.Run.Due = s.now.Add(t.Wait)
+			}
+			continue
+		}
+		if !s.cond(t.When, vars) {
+			continue
+		}
+		if ts == nil {
+			ts = s.triggerState(t.Name)
+		}
+		if !t.Reentry && ts.Entered {
+			continue
+		}
+		if policy.Cooling(ts, t.Cooldown, s.now) {
+			s.suppress(t, &state.Run{Entry: *entry}, 0, schema.SuppressCooldown, time.Time{})
+			continue
+		}
+		ts.Runs++
+		ts.Entered = true
+		run := &state.Run{Seq: ts.Runs, Started: s.now, Entry: *entry, Last: s.now}
+		run.Variant, _ = policy.Assign(s.u.Key, t.Name, 0, variantsOf(t))
+		ts.Run = run
+		if t.Wait > 0 {
+			run.Phase = state.PhaseWait
+			run.Due = s.now.Add(t.Wait)
+			continue
+		}
+		s.schedule(t, ts, 0)
+	}
+}
+
+func variantsOf(t *rules.Trigger) []policy.Variant {
+	if len(t.Variants) == 0 {
+		return nil
+	}
+	out := make([]policy.Variant, len(t.Variants))
+	for i, v := range t.Variants {
+		out[i] = policy.Variant{Name: v.Name, Weight: v.Weight}
+	}
+	return out
+}
+
+// schedule makes step i of the run the next one, due its delay after now;
+// a step due now fires at once.
+func (s *step) schedule(t *rules.Trigger, ts *state.Trigger, i int) {
+	run := ts.Run
+	for {
+		if i >= len(t.Steps) {
+			s.endRun(ts)
+			return
+		}
+		run.Phase = state.PhaseStep
+		run.Step = i
+		run.Deferred = false
+		run.Last = s.now
+		run.Due = s.now.Add(t.Steps[i].Delay)
+		if run.Due.After(s.now) {
+			return
+		}
+		next, done := s.fireStep(t, ts)
+		if done {
+			return
+		}
+		i = next
+	}
+}
+
+// fireTimer handles a run whose timer came due at s.now.
+func (s *step) fireTimer(t *rules.Trigger, run *state.Run) {
+	ts := s.u.Triggers[t.Name]
+	if run.Phase == state.PhaseWait {
+		view := rules.EventOfEntry(&run.Entry)
+		check := t.Recheck
+		if check == nil {
+			check = t.When
+		}
+		if !s.cond(check, &rules.Vars{Event: &view, User: s.u, Now: s.now, Entry: &run.Entry}) {
+			// The condition no longer holds: the run ends without a send.
+			ts.Run = nil
+			return
+		}
+		s.schedule(t, ts, 0)
+		return
+	}
+	next, done := s.fireStep(t, ts)
+	if !done {
+		s.schedule(t, ts, next)
+	}
+}
+
+// fireStep resolves the run's current step at s.now: it is sent, skipped,
+// suppressed or deferred. It returns the next step to schedule, or done when
+// the run is over or waits (deferred).
+func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done bool) {
+	run := ts.Run
+	i := run.Step
+	st := &t.Steps[i]
+	view := rules.EventOfEntry(&run.Entry)
+	vars := &rules.Vars{Event: &view, User: s.u, Now: s.now, Entry: &run.Entry}
+	first := run.Sent == 0 && !run.Deferred
+
+	if !run.Deferred && !s.cond(st.When, vars) {
+		return i + 1, false // skipped
+	}
+	if reason := policy.Reachable(s.u, &s.e.policy); reason != "" {
+		s.suppress(t, run, i, reason, time.Time{})
+		s.endRun(ts)
+		return 0, true
+	}
+	if first && run.Sent == 0 && i == firstStep(run) {
+		if _, held := policy.Assign(s.u.Key, t.Name, t.Holdout, variantsOf(t)); held {
+			s.suppress(t, run, i, schema.SuppressHoldout, time.Time{})
+			// A held-out user counts as treated: cooldown applies, so the
+			// holdout group stays comparable with the sent group.
+			ts.Run = nil
+			ts.LastEnd = s.now
+			return 0, true
+		}
+		if other := s.activeSequence(t); other != nil {
+			s.suppress(t, run, i, schema.SuppressInOtherSequence, time.Time{})
+			ts.Run = nil
+			return 0, true
+		}
+	}
+	if q := s.e.policy.Quiet; q != nil && t.QuietHours {
+		if until, quiet := q.Until(s.now, s.location()); quiet {
+			s.suppress(t, run, i, schema.SuppressQuietHours, until)
+			run.Due = until
+			run.Deferred = true
+			return 0, true
+		}
+	}
+	run.Deferred = false
+	if reason := policy.Capacity(&s.e.policy, s.u.Sends, s.reserved(t), s.now, s.location()); reason != "" {
+		s.suppress(t, run, i, reason, time.Time{})
+		return i + 1, false
+	}
+	s.emit(t, ts, i, vars)
+	return i + 1, false
+}
+
+// firstStep is the index of the first step the run will try to send: the
+// holdout and other-sequence checks apply to the run's first email only.
+func firstStep(run *state.Run) int { return run.Step }
+
+// activeSequence returns another trigger whose sequence is under way for
+// this user (it has sent and has steps left) and that this one does not
+// outrank by priority.
+func (s *step) activeSequence(t *rules.Trigger) *rules.Trigger {
+	for _, o := range s.e.pack.Triggers {
+		if o == t {
+			continue
+		}
+		ts := s.u.Triggers[o.Name]
+		if ts == nil || ts.Run == nil || ts.Run.Sent == 0 || ts.Run.Phase != state.PhaseStep {
+			continue
+		}
+		if t.Priority <= o.Priority {
+			return o
+		}
+	}
+	return nil
+}
+
+// reserved lists when the user's other pending runs that outrank t are
+// expected to send: a lower-ranked send must leave the cap room for them.
+func (s *step) reserved(t *rules.Trigger) []time.Time {
+	me := rankOf(t)
+	var out []time.Time
+	for _, o := range s.e.pack.Triggers {
+		if o == t {
+			continue
+		}
+		ts := s.u.Triggers[o.Name]
+		if ts == nil || ts.Run == nil || !rankOf(o).Before(me) {
+			continue
+		}
+		at := ts.Run.Due
+		if ts.Run.Phase == state.PhaseWait && len(o.Steps) > 0 {
+			at = at.Add(o.Steps[0].Delay)
+		}
+		if at.Before(s.now) {
+			at = s.now
+		}
+		out = append(out, at)
+	}
+	return out
+}
+
+func rankOf(t *rules.Trigger) policy.Rank {
+	return policy.Rank{Intent: policy.IntentRank(t.Intent), Priority: t.Priority, Name: t.Name}
+}
+
+// endRun closes the run; a run that sent starts the cooldown.
+func (s *step) endRun(ts *state.Trigger) {
+	if ts.Run != nil && ts.Run.Sent > 0 {
+		ts.LastEnd = s.now
+	}
+	ts.Run = nil
+}
+
+func (s *step) template(t *rules.Trigger, run *state.Run, i int) (string, *rules.Variant) {
+	tmpl := t.Steps[i].Template
+	for vi := range t.Variants {
+		v := &t.Variants[vi]
+		if v.Name == run.Variant {
+			if v.Template != "" {
+				tmpl = v.Template
+			}
+			return tmpl, v
+		}
+	}
+	return tmpl, nil
+}
+
+func (s *step) emit(t *rules.Trigger, ts *state.Trigger, i int, vars *rules.Vars) {
+	run := ts.Run
+	tmpl, variant := s.template(t, run, i)
+	data := map[string]any{}
+	s.merge(data, t.Data, vars)
+	s.merge(data, t.Steps[i].Data, vars)
+	if variant != nil {
+		s.merge(data, variant.Data, vars)
+	}
+	cause := s.cause
+	if cause == "" || !run.Entry.Time.Equal(s.now) || run.Entry.ID != s.cause {
+		// Sent by a timer: name the timer by its run's entry event.
+		cause = "timer:" + run.Entry.ID + ":" + itoa(i+1)
+	}
+	c := schema.SendCommand{
+		UserID:   s.u.Key,
+		Email:    s.u.Email(),
+		Trigger:  t.Name,
+		Step:     i + 1,
+		Template: tmpl,
+		Variant:  run.Variant,
+		Intent:   t.Intent,
+		SendAt:   s.now,
+		Data:     data,
+		Cause:    cause,
+	}
+	c.ID = schema.CommandID(c.UserID, c.Trigger, c.Step, c.Cause)
+	s.res.Commands = append(s.res.Commands, c)
+	s.u.Sends = append(s.u.Sends, state.Send{At: s.now, Trigger: t.Name, Step: i + 1})
+	s.dropOldSends()
+	run.Sent++
+	ts.Sent++
+}
+
+// dropOldSends forgets sends older than any cap can count (8 days covers
+// the longest ISO week in any zone).
+func (s *step) dropOldSends() {
+	cut := s.now.Add(-8 * 24 * time.Hour)
+	i := 0
+	for i < len(s.u.Sends) && s.u.Sends[i].At.Before(cut) {
+		i++
+	}
+	if i > 0 {
+		s.u.Sends = append(s.u.Sends[:0], s.u.Sends[i:]...)
+	}
+}
+
+func (s *step) merge(dst map[string]any, fields []rules.DataField, vars *rules.Vars) {
+	for _, f := range fields {
+		v, err := f.Expr.Value(vars)
+		if err != nil {
+			s.fail(err)
+			continue
+		}
+		dst[f.Name] = v
+	}
+}
+
+func (s *step) suppress(t *rules.Trigger, run *state.Run, i int, reason schema.SuppressReason, until time.Time) {
+	if i >= len(t.Steps) {
+		i = len(t.Steps) - 1
+	}
+	tmpl, _ := s.template(t, run, i)
+	s.res.Suppressions = append(s.res.Suppressions, schema.Suppression{
+		UserID: s.u.Key, Trigger: t.Name, Step: i + 1, Template: tmpl, Variant: run.Variant,
+		Reason: reason, At: s.now, Until: until,
+	})
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	b := make([]byte, 0, 4)
+	for i > 0 {
+		b = append(b, byte('0'+i%10))
+		i /= 10
+	}
+	for l, r := 0, len(b)-1; l < r; l, r = l+1, r-1 {
+		b[l], b[r] = b[r], b[l]
+	}
+	return string(b)
+}
+
+// sortedRuns returns the user's runs in (due, trigger) order; used by tests
+// and drivers that list pending timers.
+func sortedRuns(u *state.User) []string {
+	names := make([]string, 0, len(u.Triggers))
+	for n, ts := range u.Triggers {
+		if ts.Run != nil {
+			names = append(names, n)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, b := u.Triggers[names[i]].Run.Due, u.Triggers[names[j]].Run.Due
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return names[i] < names[j]
+	})
+	return names
+}

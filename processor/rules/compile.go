@@ -1,0 +1,637 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
+
+	"github.com/microtrigger/microtrigger/internal/yamlpos"
+	"github.com/microtrigger/microtrigger/processor/policy"
+	"github.com/microtrigger/microtrigger/processor/state"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// rawPack gathers the top-level sections of every file before compiling.
+type rawPack struct {
+	policy   []*yamlpos.Node
+	aggs     []*yamlpos.Node
+	triggers []*yamlpos.Node
+}
+
+func (r *rawPack) decode(doc *yamlpos.Node, e *yamlpos.Errors) {
+	if doc.Kind == yamlpos.Null {
+		return
+	}
+	f := doc.Fields(e, "rule file", "policy", "aggregates", "triggers")
+	if n := f["policy"]; n != nil {
+		r.policy = append(r.policy, n)
+	}
+	for _, sec := range []struct {
+		name string
+		dst  *[]*yamlpos.Node
+	}{{"aggregates", &r.aggs}, {"triggers", &r.triggers}} {
+		n := f[sec.name]
+		if n == nil {
+			continue
+		}
+		if n.Kind != yamlpos.Seq {
+			e.Add(n.Pos, "%s must be a list, not %s", sec.name, n.Kind)
+			continue
+		}
+		*sec.dst = append(*sec.dst, n.Items...)
+	}
+}
+
+type compiler struct {
+	env  *cel.Env
+	opts Options
+	e    *yamlpos.Errors
+}
+
+func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
+	p := &Pack{
+		Policy:     policy.DefaultConfig(),
+		byName:     map[string]*Trigger{},
+		aggByName:  map[string]*Aggregate{},
+		wake:       map[string][]*Trigger{},
+		exits:      map[string][]exitRef{},
+		aggsByKey:  map[string][]*Aggregate{},
+		keysOfRule: map[string]bool{},
+	}
+	for i, n := range raw.policy {
+		if i > 0 {
+			e.Add(n.Pos, "policy is declared more than once (first at %s)", raw.policy[0].Pos)
+			continue
+		}
+		decodePolicy(n, &p.Policy, e)
+	}
+	// Aggregates are declared before compiling anything, so that
+	// user.agg() knows their kinds.
+	for _, n := range raw.aggs {
+		if a := declareAggregate(n, e); a != nil {
+			if prev := p.aggByName[a.Name]; prev != nil {
+				e.Add(a.Pos, "aggregate %q is declared twice (first at %s)", a.Name, prev.Pos)
+				continue
+			}
+			p.aggByName[a.Name] = a
+			p.Aggregates = append(p.Aggregates, a)
+		}
+	}
+	env, err := newEnv(p.aggByName)
+	if err != nil {
+		e.Add(Pos{File: "."}, "build CEL environment: %v", err)
+		return p
+	}
+	c := &compiler{env: env, opts: opts, e: e}
+	for i, n := range raw.aggs {
+		_ = i
+		f := n.Fields(&yamlpos.Errors{}, "", aggFields...) // errors were reported by declareAggregate
+		name := ""
+		if nn := f["name"]; nn != nil {
+			name = nn.Value
+		}
+		a := p.aggByName[name]
+		if a == nil || a.Pos != n.Pos {
+			continue
+		}
+		c.compileAggregate(a, f)
+	}
+	for _, n := range raw.triggers {
+		t := c.trigger(n)
+		if t == nil {
+			continue
+		}
+		if prev := p.byName[t.Name]; prev != nil {
+			e.Add(t.Pos, "trigger %q is declared twice (first at %s)", t.Name, prev.Pos)
+			continue
+		}
+		p.byName[t.Name] = t
+		p.Triggers = append(p.Triggers, t)
+	}
+	sort.Slice(p.Triggers, func(i, j int) bool { return p.Triggers[i].Name < p.Triggers[j].Name })
+	sort.Slice(p.Aggregates, func(i, j int) bool { return p.Aggregates[i].Name < p.Aggregates[j].Name })
+	for _, t := range p.Triggers {
+		for _, k := range t.On {
+			if k == "*" {
+				p.wakeAll = append(p.wakeAll, t)
+				continue
+			}
+			p.wake[k] = append(p.wake[k], t)
+			p.keysOfRule[k] = true
+		}
+		for i := range t.Exits {
+			x := &t.Exits[i]
+			p.exits[x.Event] = append(p.exits[x.Event], exitRef{t, x})
+			p.keysOfRule[x.Event] = true
+		}
+	}
+	for _, a := range p.Aggregates {
+		for _, k := range a.On {
+			if k == "*" {
+				p.aggsAll = append(p.aggsAll, a)
+				continue
+			}
+			p.aggsByKey[k] = append(p.aggsByKey[k], a)
+			p.keysOfRule[k] = true
+		}
+	}
+	return p
+}
+
+func decodePolicy(n *yamlpos.Node, c *policy.Config, e *yamlpos.Errors) {
+	f := n.Fields(e, "policy", "grace", "timezone", "consent", "frequency", "quiet_hours", "session_gap", "score")
+	if v := f["grace"]; v != nil {
+		c.Grace = duration(v, e, "policy.grace")
+	}
+	if v := f["session_gap"]; v != nil {
+		if d := duration(v, e, "policy.session_gap"); d > 0 {
+			c.SessionGap = d
+		} else {
+			e.Add(v.Pos, "policy.session_gap must be positive")
+		}
+	}
+	if v := f["timezone"]; v != nil {
+		if s, ok := v.Str(e, "policy.timezone"); ok {
+			if err := schema.CheckTimezone(s); err != nil {
+				e.Add(v.Pos, "policy.timezone: %v", err)
+			}
+			c.Zone = s
+		}
+	}
+	if v := f["consent"]; v != nil {
+		cf := v.Fields(e, "policy.consent", "required", "trait")
+		if r := cf["required"]; r != nil {
+			c.ConsentRequired, _ = r.Bool(e, "policy.consent.required")
+		}
+		if t := cf["trait"]; t != nil {
+			if s, ok := t.Str(e, "policy.consent.trait"); ok && s != "" {
+				c.ConsentTrait = s
+			}
+		}
+	}
+	if v := f["frequency"]; v != nil {
+		ff := v.Fields(e, "policy.frequency", "per_day", "per_week")
+		if d := ff["per_day"]; d != nil {
+			c.PerDay = nonNegative(d, e, "policy.frequency.per_day")
+		}
+		if w := ff["per_week"]; w != nil {
+			c.PerWeek = nonNegative(w, e, "policy.frequency.per_week")
+		}
+	}
+	if v := f["quiet_hours"]; v != nil {
+		if v.Kind == yamlpos.Null {
+			c.Quiet = nil
+		} else {
+			qf := v.Fields(e, "policy.quiet_hours", "start", "end")
+			q := &policy.QuietHours{}
+			for _, part := range []struct {
+				name string
+				dst  *int
+			}{{"start", &q.Start}, {"end", &q.End}} {
+				pn := qf[part.name]
+				if pn == nil {
+					e.Add(v.Pos, "policy.quiet_hours needs %s (HH:MM)", part.name)
+					continue
+				}
+				s, _ := pn.Str(e, "policy.quiet_hours."+part.name)
+				m, err := policy.ParseClock(s)
+				if err != nil {
+					e.Add(pn.Pos, "policy.quiet_hours.%s: %v", part.name, err)
+				}
+				*part.dst = m
+			}
+			c.Quiet = q
+		}
+	}
+	if v := f["score"]; v != nil {
+		sf := v.Fields(e, "policy.score", "half_life", "weights")
+		if h := sf["half_life"]; h != nil {
+			c.ScoreHalfLife = duration(h, e, "policy.score.half_life")
+		}
+		if w := sf["weights"]; w != nil {
+			if w.Kind != yamlpos.Map {
+				e.Add(w.Pos, "policy.score.weights must map event names to numbers")
+			} else {
+				c.ScoreWeights = map[string]float64{}
+				for i, k := range w.Keys {
+					if x, ok := w.Vals[i].Number(e, "policy.score.weights."+k.Value); ok {
+						c.ScoreWeights[k.Value] = x
+					}
+				}
+			}
+		}
+	}
+}
+
+func nonNegative(n *yamlpos.Node, e *yamlpos.Errors, what string) int {
+	v, ok := n.Int(e, what)
+	if ok && v < 0 {
+		e.Add(n.Pos, "%s must not be negative", what)
+		return 0
+	}
+	return v
+}
+
+func duration(n *yamlpos.Node, e *yamlpos.Errors, what string) time.Duration {
+	s, ok := n.Str(e, what)
+	if !ok {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		e.Add(n.Pos, "%s: %v", what, err)
+	}
+	return d
+}
+
+var aggFields = []string{"name", "on", "kind", "window", "when", "value", "by"}
+
+func declareAggregate(n *yamlpos.Node, e *yamlpos.Errors) *Aggregate {
+	f := n.Fields(e, "aggregate", aggFields...)
+	if f == nil {
+		return nil
+	}
+	a := &Aggregate{Pos: n.Pos}
+	nn := f["name"]
+	if nn == nil {
+		e.Add(n.Pos, "aggregate needs a name")
+		return nil
+	}
+	a.Name, _ = nn.Str(e, "aggregate name")
+	if !triggerName.MatchString(strings.ReplaceAll(a.Name, "_", "-")) {
+		e.Add(nn.Pos, "aggregate name %q: use lower-case letters, digits, - and _", a.Name)
+	}
+	if on := f["on"]; on != nil {
+		a.On, _ = on.StrList(e, "aggregate "+a.Name+": on")
+	}
+	if len(a.On) == 0 {
+		e.Add(n.Pos, "aggregate %s: on must name at least one event", a.Name)
+	}
+	a.Kind = AggCount
+	if k := f["kind"]; k != nil {
+		s, _ := k.Str(e, "kind")
+		switch AggKind(s) {
+		case AggCount, AggSum, AggMax:
+			a.Kind = AggKind(s)
+		default:
+			e.Add(k.Pos, "aggregate %s: kind must be count, sum or max", a.Name)
+		}
+	}
+	if w := f["window"]; w != nil {
+		a.Window = duration(w, e, "aggregate "+a.Name+": window")
+	}
+	if a.Window <= 0 {
+		e.Add(n.Pos, "aggregate %s: needs a positive window such as 7d", a.Name)
+	}
+	if a.Kind != AggCount && f["value"] == nil {
+		e.Add(n.Pos, "aggregate %s: kind %s needs a value expression", a.Name, a.Kind)
+	}
+	if a.Kind == AggCount && f["value"] != nil {
+		e.Add(f["value"].Pos, "aggregate %s: a count has no value expression", a.Name)
+	}
+	return a
+}
+
+func (c *compiler) compileAggregate(a *Aggregate, f map[string]*yamlpos.Node) {
+	what := "aggregate " + a.Name
+	if w := f["when"]; w != nil {
+		a.When = c.expr(w, what+": when", cel.BoolType)
+	}
+	if v := f["value"]; v != nil {
+		a.Value = c.expr(v, what+": value", cel.DoubleType)
+	}
+	if b := f["by"]; b != nil {
+		a.By = c.expr(b, what+": by", cel.StringType)
+	}
+}
+
+var triggerFields = []string{
+	"name", "description", "intent", "priority", "on", "when", "wait", "recheck", "restart",
+	"exit_on", "cooldown", "reentry", "holdout", "variants", "template", "data", "steps", "quiet_hours",
+}
+
+func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
+	e := c.e
+	f := n.Fields(e, "trigger", triggerFields...)
+	if f == nil {
+		return nil
+	}
+	t := &Trigger{Pos: n.Pos, Reentry: true, QuietHours: true}
+	nn := f["name"]
+	if nn == nil {
+		e.Add(n.Pos, "trigger needs a name")
+		return nil
+	}
+	t.Name, _ = nn.Str(e, "trigger name")
+	if !triggerName.MatchString(t.Name) {
+		e.Add(nn.Pos, "trigger name %q: use lower-case letters, digits and -", t.Name)
+	}
+	what := "trigger " + t.Name
+	if d := f["description"]; d != nil {
+		t.Description, _ = d.Str(e, what+": description")
+	}
+	if in := f["intent"]; in == nil {
+		e.Add(n.Pos, "%s: needs an intent (high, mid or low)", what)
+	} else if s, ok := in.Str(e, what+": intent"); ok {
+		if IntentWindow(s) == 0 {
+			e.Add(in.Pos, "%s: intent %q: want high (within 15m), mid (within 3h) or low (within 24h)", what, s)
+		}
+		t.Intent = s
+	}
+	if p := f["priority"]; p != nil {
+		t.Priority, _ = p.Int(e, what+": priority")
+	}
+	if on := f["on"]; on != nil {
+		t.On, _ = on.StrList(e, what+": on")
+	}
+	if len(t.On) == 0 {
+		e.Add(n.Pos, "%s: on must name at least one event that wakes it", what)
+	}
+	if w := f["when"]; w != nil {
+		t.When = c.expr(w, what+": when", cel.BoolType)
+	}
+	if w := f["wait"]; w != nil {
+		t.Wait = duration(w, e, what+": wait")
+	}
+	if r := f["recheck"]; r != nil {
+		if f["wait"] == nil {
+			e.Add(r.Pos, "%s: recheck needs a wait", what)
+		}
+		t.Recheck = c.expr(r, what+": recheck", cel.BoolType)
+	}
+	if r := f["restart"]; r != nil {
+		t.Restart, _ = r.Bool(e, what+": restart")
+	}
+	if x := f["exit_on"]; x != nil {
+		t.Exits = c.exits(x, what)
+	}
+	if cd := f["cooldown"]; cd != nil {
+		t.Cooldown = duration(cd, e, what+": cooldown")
+	}
+	if r := f["reentry"]; r != nil {
+		t.Reentry, _ = r.Bool(e, what+": reentry")
+	}
+	if q := f["quiet_hours"]; q != nil {
+		t.QuietHours, _ = q.Bool(e, what+": quiet_hours")
+	}
+	if h := f["holdout"]; h != nil {
+		t.Holdout = share(h, e, what+": holdout")
+	}
+	if d := f["data"]; d != nil {
+		t.Data = c.data(d, what+": data")
+	}
+	switch {
+	case f["steps"] != nil && f["template"] != nil:
+		e.Add(f["template"].Pos, "%s: give either template (one email) or steps, not both", what)
+	case f["steps"] != nil:
+		s := f["steps"]
+		if s.Kind != yamlpos.Seq || len(s.Items) == 0 {
+			e.Add(s.Pos, "%s: steps must be a non-empty list", what)
+		} else {
+			for i, sn := range s.Items {
+				t.Steps = append(t.Steps, c.step(sn, fmt.Sprintf("%s: step %d", what, i+1)))
+			}
+		}
+	case f["template"] != nil:
+		tn := f["template"]
+		name, _ := tn.Str(e, what+": template")
+		c.checkTemplate(tn, name, what)
+		t.Steps = []Step{{Template: name}}
+	default:
+		e.Add(n.Pos, "%s: needs a template or steps", what)
+	}
+	if v := f["variants"]; v != nil {
+		t.Variants = c.variants(v, what)
+	}
+	// The first email must be able to land inside the intent's window.
+	if len(t.Steps) > 0 && t.Intent != "" {
+		if win := IntentWindow(t.Intent); win > 0 && t.Steps[0].Delay > win {
+			p := n.Pos
+			if s := f["steps"]; s != nil && len(s.Items) > 0 {
+				p = s.Items[0].Pos
+			}
+			e.Add(p, "%s: impossible intent: the first email is delayed %s, but %s intent must send within %s",
+				what, FormatDuration(t.Steps[0].Delay), t.Intent, FormatDuration(win))
+		}
+	}
+	if t.Wait > 0 && t.Restart && t.Recheck == nil && t.When == nil {
+		e.Add(n.Pos, "%s: restart without a condition restarts forever; add when or recheck", what)
+	}
+	return t
+}
+
+func share(n *yamlpos.Node, e *yamlpos.Errors, what string) float64 {
+	s := strings.TrimSpace(n.Value)
+	pct := strings.HasSuffix(s, "%")
+	var v float64
+	if _, err := fmt.Sscanf(strings.TrimSuffix(s, "%"), "%g", &v); err != nil || n.Kind != yamlpos.Scalar {
+		e.Add(n.Pos, "%s must be a share such as 0.1 or 10%%", what)
+		return 0
+	}
+	if pct {
+		v /= 100
+	}
+	if v < 0 || v >= 1 || math.IsNaN(v) {
+		e.Add(n.Pos, "%s must be at least 0 and below 1 (100%%)", what)
+		return 0
+	}
+	return v
+}
+
+func (c *compiler) exits(n *yamlpos.Node, what string) []Exit {
+	var out []Exit
+	items := n.Items
+	if n.Kind != yamlpos.Seq {
+		items = []*yamlpos.Node{n}
+	}
+	for _, it := range items {
+		if it.Kind == yamlpos.Scalar {
+			out = append(out, Exit{Event: it.Value})
+			continue
+		}
+		f := it.Fields(c.e, what+": exit_on entry", "event", "when")
+		if f == nil {
+			continue
+		}
+		x := Exit{}
+		if ev := f["event"]; ev != nil {
+			x.Event, _ = ev.Str(c.e, what+": exit_on event")
+		} else {
+			c.e.Add(it.Pos, "%s: exit_on entry needs an event", what)
+			continue
+		}
+		if w := f["when"]; w != nil {
+			x.When = c.expr(w, what+": exit_on "+x.Event+": when", cel.BoolType)
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func (c *compiler) step(n *yamlpos.Node, what string) Step {
+	f := n.Fields(c.e, what, "template", "delay", "when", "data")
+	var s Step
+	if f == nil {
+		return s
+	}
+	if tn := f["template"]; tn != nil {
+		s.Template, _ = tn.Str(c.e, what+": template")
+		c.checkTemplate(tn, s.Template, what)
+	} else {
+		c.e.Add(n.Pos, "%s: needs a template", what)
+	}
+	if d := f["delay"]; d != nil {
+		s.Delay = duration(d, c.e, what+": delay")
+	}
+	if w := f["when"]; w != nil {
+		s.When = c.expr(w, what+": when", cel.BoolType)
+	}
+	if d := f["data"]; d != nil {
+		s.Data = c.data(d, what+": data")
+	}
+	return s
+}
+
+func (c *compiler) variants(n *yamlpos.Node, what string) []Variant {
+	if n.Kind != yamlpos.Seq || len(n.Items) < 2 {
+		c.e.Add(n.Pos, "%s: variants must list at least two variants", what)
+		return nil
+	}
+	var out []Variant
+	seen := map[string]bool{}
+	total := 0.0
+	for _, it := range n.Items {
+		f := it.Fields(c.e, what+": variant", "name", "weight", "template", "data")
+		if f == nil {
+			continue
+		}
+		v := Variant{Weight: 1}
+		if nn := f["name"]; nn != nil {
+			v.Name, _ = nn.Str(c.e, what+": variant name")
+		}
+		if v.Name == "" {
+			c.e.Add(it.Pos, "%s: every variant needs a name", what)
+		} else if seen[v.Name] {
+			c.e.Add(f["name"].Pos, "%s: variant %q appears twice", what, v.Name)
+		}
+		seen[v.Name] = true
+		if w := f["weight"]; w != nil {
+			v.Weight, _ = w.Number(c.e, what+": variant weight")
+			if v.Weight <= 0 {
+				c.e.Add(w.Pos, "%s: variant weight must be positive", what)
+			}
+		}
+		total += v.Weight
+		if tn := f["template"]; tn != nil {
+			v.Template, _ = tn.Str(c.e, what+": variant template")
+			c.checkTemplate(tn, v.Template, what)
+		}
+		if d := f["data"]; d != nil {
+			v.Data = c.data(d, what+": variant "+v.Name+": data")
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (c *compiler) data(n *yamlpos.Node, what string) []DataField {
+	if n.Kind != yamlpos.Map {
+		c.e.Add(n.Pos, "%s must map names to CEL expressions", what)
+		return nil
+	}
+	var out []DataField
+	seen := map[string]bool{}
+	for i, k := range n.Keys {
+		if seen[k.Value] {
+			c.e.Add(k.Pos, "%s: %q appears twice", what, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		if p := c.expr(n.Vals[i], what+"."+k.Value, nil); p != nil {
+			out = append(out, DataField{Name: k.Value, Expr: p})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (c *compiler) checkTemplate(n *yamlpos.Node, name, what string) {
+	if name == "" {
+		c.e.Add(n.Pos, "%s: empty template name", what)
+		return
+	}
+	if c.opts.Templates != nil && !c.opts.Templates[name] {
+		c.e.Add(n.Pos, "%s: unknown template %q", what, name)
+	}
+}
+
+// expr compiles one CEL expression held by n; want is the required result
+// type (nil: any).
+func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
+	src, ok := n.Str(c.e, what)
+	if !ok {
+		return nil
+	}
+	if strings.TrimSpace(src) == "" {
+		c.e.Add(n.Pos, "%s: empty expression", what)
+		return nil
+	}
+	ast, iss := c.env.Compile(src)
+	if iss != nil && iss.Err() != nil {
+		for _, ce := range iss.Errors() {
+			c.e.Add(n.ExprPos(ce.Location.Line(), ce.Location.Column()), "%s: %s", what, ce.Message)
+		}
+		return nil
+	}
+	if want != nil {
+		out := ast.OutputType()
+		okType := out.IsAssignableType(want) || out == cel.DynType
+		if want == cel.DoubleType && out == cel.IntType {
+			okType = true
+		}
+		if !okType {
+			c.e.Add(n.ExprPos(1, 0), "%s: must be %s, but the expression is %s", what, want, out)
+			return nil
+		}
+	}
+	est, err := c.env.EstimateCost(ast, sizeEstimator{})
+	if err != nil {
+		c.e.Add(n.ExprPos(1, 0), "%s: estimate cost: %v", what, err)
+		return nil
+	}
+	if est.Max > c.opts.MaxCost {
+		c.e.Add(n.ExprPos(1, 0), "%s: estimated cost %d exceeds the limit %d; iterate over less", what, est.Max, c.opts.MaxCost)
+		return nil
+	}
+	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(c.opts.MaxCost))
+	if err != nil {
+		c.e.Add(n.ExprPos(1, 0), "%s: %v", what, err)
+		return nil
+	}
+	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg}
+}
+
+// sizeEstimator bounds the size of every list, map and string a rule can
+// see by the largest per-user limit, so estimates are finite.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(cost.AstNode) *cost.SizeEstimate {
+	l := state.DefaultLimits()
+	s := cost.RangedSizeEstimate(0, uint64(max(l.AggEntry, 1024)))
+	return &s
+}
+
+func (sizeEstimator) EstimateCallCost(fn, _ string, _ *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
+	switch fn {
+	case "agg":
+		return &cost.CallEstimate{CostEstimate: cost.FixedCostEstimate(uint64(state.DefaultLimits().AggEntry))}
+	case "views", "scroll", "dwell", "sessionScroll", "sessionVideo", "hovers", "count", "seen", "last", "seenSince", "num", "str", "trait":
+		return &cost.CallEstimate{CostEstimate: cost.FixedCostEstimate(1)}
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package rules loads a rule pack: a directory of YAML files declaring
+// triggers, windowed aggregates and the global policy, with CEL expressions
+// for conditions, filters and merge data.
+//
+// Load checks everything a pack can get wrong before it runs: YAML syntax,
+// unknown or duplicate fields, duplicate trigger names, bad durations,
+// impossible intents, unknown templates, and every CEL expression's syntax,
+// type and estimated cost. Each problem is an [Error] positioned at
+// file:line:col inside the YAML file, not merely inside the expression.
+//
+// The result is a [Pack]: compiled, cost-limited CEL programs indexed by the
+// event names that wake them, so that an event evaluates only the rules that
+// can fire on it. The pack is the rule format and its compiled form; running
+// it against user state is the engine's job (processor/engine), and the
+// policy decisions it configures are processor/policy's.
+package rules

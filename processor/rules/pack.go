@@ -1,0 +1,266 @@
+package rules
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+
+	"github.com/microtrigger/microtrigger/internal/yamlpos"
+	"github.com/microtrigger/microtrigger/processor/policy"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// Pos is a position in a rule file.
+type Pos = yamlpos.Pos
+
+// Error is one problem in a rule pack, at file:line:col.
+type Error = yamlpos.Error
+
+// ErrorList is every problem found in a pack, sorted by position.
+type ErrorList = yamlpos.ErrorList
+
+// Pack is a loaded, checked and compiled rule pack.
+type Pack struct {
+	Policy     policy.Config
+	Triggers   []*Trigger   // sorted by name
+	Aggregates []*Aggregate // sorted by name
+	// Files are the YAML files the pack came from.
+	Files []string
+
+	byName     map[string]*Trigger
+	aggByName  map[string]*Aggregate
+	wake       map[string][]*Trigger   // event key → triggers it wakes
+	wakeAll    []*Trigger              // triggers woken by every event ("*")
+	exits      map[string][]exitRef    // event key → exit conditions on it
+	aggsByKey  map[string][]*Aggregate // event key → aggregates it feeds
+	aggsAll    []*Aggregate
+	keysOfRule map[string]bool // every event key any rule reads
+}
+
+// AggKind is what an aggregate computes.
+type AggKind string
+
+// Aggregate kinds.
+const (
+	AggCount AggKind = "count"
+	AggSum   AggKind = "sum"
+	AggMax   AggKind = "max"
+)
+
+// Aggregate is a declared windowed aggregate: count, sum or max of Value
+// over the events named in On that pass When, within Window, optionally
+// grouped By a key. Rules read it as user.agg(name) or user.agg(name, key).
+type Aggregate struct {
+	Name   string
+	Pos    Pos
+	On     []string
+	Kind   AggKind
+	Window time.Duration
+	When   *Program // nil: every event of On
+	Value  *Program // sum and max
+	By     *Program // nil: one group
+}
+
+// Intent windows: the latest a trigger's first email may land after it
+// fires.
+func IntentWindow(intent string) time.Duration {
+	switch intent {
+	case schema.IntentHigh:
+		return 15 * time.Minute
+	case schema.IntentMid:
+		return 3 * time.Hour
+	case schema.IntentLow:
+		return 24 * time.Hour
+	}
+	return 0
+}
+
+// Trigger is one compiled trigger.
+type Trigger struct {
+	Name        string
+	Pos         Pos
+	Description string
+	Intent      string
+	Priority    int
+	On          []string
+	When        *Program // nil: always
+	Wait        time.Duration
+	Recheck     *Program // after Wait; nil: When again
+	Restart     bool
+	Exits       []Exit
+	Cooldown    time.Duration
+	Reentry     bool
+	Holdout     float64
+	Variants    []Variant
+	Steps       []Step
+	Data        []DataField // merged under step and variant data
+	QuietHours  bool        // honour quiet hours (default true)
+}
+
+// Exit cancels a trigger's pending run when an event of key Event arrives
+// and When (if any) holds.
+type Exit struct {
+	Event string
+	When  *Program
+}
+
+type exitRef struct {
+	trigger *Trigger
+	exit    *Exit
+}
+
+// Variant is one arm of an A/B test; Template and Data override the step's.
+type Variant struct {
+	Name     string
+	Weight   float64
+	Template string
+	Data     []DataField
+}
+
+// Step is one email of a sequence.
+type Step struct {
+	Template string
+	Delay    time.Duration // after the previous step (or the firing)
+	When     *Program      // nil: always
+	Data     []DataField
+}
+
+// DataField is one merge-data entry: a name and the CEL expression giving it.
+type DataField struct {
+	Name string
+	Expr *Program
+}
+
+// Program is one compiled CEL expression with its source and position.
+type Program struct {
+	Source string
+	Pos    Pos
+	prg    cel.Program
+}
+
+// Trigger returns the trigger of that name, or nil.
+func (p *Pack) Trigger(name string) *Trigger { return p.byName[name] }
+
+// Aggregate returns the aggregate of that name, or nil.
+func (p *Pack) Aggregate(name string) *Aggregate { return p.aggByName[name] }
+
+// Woken returns the triggers an event of this key wakes, in name order.
+// The slice must not be modified.
+func (p *Pack) Woken(key string) []*Trigger {
+	if len(p.wakeAll) == 0 {
+		return p.wake[key]
+	}
+	return mergeByName(p.wake[key], p.wakeAll)
+}
+
+// Exits calls fn for every exit condition on events of this key.
+func (p *Pack) Exits(key string, fn func(t *Trigger, x *Exit)) {
+	for _, r := range p.exits[key] {
+		fn(r.trigger, r.exit)
+	}
+}
+
+// Fed returns the aggregates an event of this key may feed.
+func (p *Pack) Fed(key string) []*Aggregate {
+	if len(p.aggsAll) == 0 {
+		return p.aggsByKey[key]
+	}
+	return append(append([]*Aggregate(nil), p.aggsByKey[key]...), p.aggsAll...)
+}
+
+// Reads reports whether any rule wakes, exits or aggregates on this key.
+// An event no rule reads only updates built-in state.
+func (p *Pack) Reads(key string) bool {
+	return p.keysOfRule[key] || len(p.wakeAll) > 0 || len(p.aggsAll) > 0
+}
+
+func mergeByName(a, b []*Trigger) []*Trigger {
+	out := make([]*Trigger, 0, len(a)+len(b))
+	out = append(out, a...)
+	for _, t := range b {
+		dup := false
+		for _, x := range a {
+			if x == t {
+				dup = true
+			}
+		}
+		if !dup {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Options tunes Load.
+type Options struct {
+	// Templates, when non-nil, is the set of template names that exist;
+	// a step or variant naming another is an error.
+	Templates map[string]bool
+	// MaxCost is the most an expression may be estimated to cost, and the
+	// limit every evaluation is held to. Default 100000.
+	MaxCost uint64
+}
+
+var triggerName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// Load reads every *.yaml and *.yml file at the top of fsys and returns the
+// compiled pack, or an ErrorList of every problem found.
+func Load(fsys fs.FS, opts Options) (*Pack, error) {
+	if opts.MaxCost == 0 {
+		opts.MaxCost = 100000
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read rule directory: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") {
+			continue
+		}
+		if ext := path.Ext(n); ext == ".yaml" || ext == ".yml" {
+			files = append(files, n)
+		}
+	}
+	sort.Strings(files)
+	srcs := make(map[string][]byte, len(files))
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, fmt.Errorf("read rule file %s: %w", f, err)
+		}
+		srcs[f] = b
+	}
+	return LoadSources(files, srcs, opts)
+}
+
+// LoadSources is Load over in-memory files, in the given order.
+func LoadSources(files []string, srcs map[string][]byte, opts Options) (*Pack, error) {
+	if opts.MaxCost == 0 {
+		opts.MaxCost = 100000
+	}
+	e := &yamlpos.Errors{}
+	raw := &rawPack{}
+	for _, f := range files {
+		for _, doc := range yamlpos.Parse(f, srcs[f], e) {
+			raw.decode(doc, e)
+		}
+	}
+	if len(files) == 0 {
+		e.Add(Pos{File: "."}, "no rule files (*.yaml) found")
+	}
+	pack := compilePack(raw, opts, e)
+	if len(e.List) > 0 {
+		return nil, e.List.Sorted()
+	}
+	pack.Files = files
+	return pack, nil
+}

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// Key prefixes. One byte each, so the key spaces never interleave.
+const (
+	prefixUser   = 'u' // u + user hash (16)          → encoded state.User, or the erased marker
+	prefixTimer  = 't' // t + due (8) + user hash (16) → empty
+	prefixBuffer = 'b' // b + event time (8) + seq (8) → raw event bytes
+	prefixMeta   = 'm' // m + name                     → value
+)
+
+// Hash is a user's pseudonymous key (schema.UserHash).
+type Hash = [16]byte
+
+// UserKey returns the store key of a user.
+func UserKey(h Hash) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixUser
+	copy(k[1:], h[:])
+	return k
+}
+
+// TimerKey returns the due-index key of a user's next timer.
+func TimerKey(due time.Time, h Hash) []byte {
+	k := make([]byte, 25)
+	k[0] = prefixTimer
+	binary.BigEndian.PutUint64(k[1:9], orderedTime(due))
+	copy(k[9:], h[:])
+	return k
+}
+
+// BufferKey returns the key of an event waiting in the reorder buffer.
+func BufferKey(t time.Time, seq int64) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixBuffer
+	binary.BigEndian.PutUint64(k[1:9], orderedTime(t))
+	binary.BigEndian.PutUint64(k[9:17], uint64(seq))
+	return k
+}
+
+// MetaKey returns the key of a metadata entry.
+func MetaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+// orderedTime maps times to integers whose byte order is time order.
+func orderedTime(t time.Time) uint64 { return uint64(t.UnixNano()) ^ (1 << 63) }
+
+func timeOf(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+}
+
+// ParseTimerKey decodes a TimerKey.
+func ParseTimerKey(k []byte) (time.Time, Hash, bool) {
+	var h Hash
+	if len(k) != 25 || k[0] != prefixTimer {
+		return time.Time{}, h, false
+	}
+	copy(h[:], k[9:])
+	return timeOf(k[1:9]), h, true
+}
+
+// ParseBufferKey decodes a BufferKey.
+func ParseBufferKey(k []byte) (time.Time, int64, bool) {
+	if len(k) != 17 || k[0] != prefixBuffer {
+		return time.Time{}, 0, false
+	}
+	return timeOf(k[1:9]), int64(binary.BigEndian.Uint64(k[9:17])), true
+}
+
+// ParseUserKey decodes a UserKey.
+func ParseUserKey(k []byte) (Hash, bool) {
+	var h Hash
+	if len(k) != 17 || k[0] != prefixUser {
+		return h, false
+	}
+	copy(h[:], k[1:])
+	return h, true
+}
+
+func prefixEnd(p byte) []byte { return []byte{p + 1} }

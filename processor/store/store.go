@@ -1,0 +1,252 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrClosed is returned by a closed store.
+var ErrClosed = errors.New("store: closed")
+
+// Options configures a store.
+type Options struct {
+	// CacheSize is Pebble's block cache. Default 64 MiB: smaller caches
+	// starve reads (FACTS.md).
+	CacheSize int64
+	// FS, when set, replaces the real file system (tests use vfs.NewMem).
+	FS vfs.FS
+	// Logger receives Pebble's own messages at debug level. Default discard.
+	Logger *slog.Logger
+	// Sync makes every applied batch durable before Apply returns. The live
+	// driver leaves it off: the changelog topic is the durable copy.
+	Sync bool
+}
+
+// DB is one partition's store.
+type DB struct {
+	db   *pebble.DB
+	sync bool
+}
+
+// Open opens (or creates) the store in dir.
+func Open(dir string, o Options) (*DB, error) {
+	if o.CacheSize == 0 {
+		o.CacheSize = 64 << 20
+	}
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{o.Logger},
+		FS:                 o.FS,
+	}
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	opts.EnsureDefaults()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", dir, err)
+	}
+	return &DB{db: db, sync: o.Sync}, nil
+}
+
+// Close closes the store.
+func (d *DB) Close() error {
+	if d.db == nil {
+		return ErrClosed
+	}
+	err := d.db.Close()
+	d.db = nil
+	return err
+}
+
+// Get returns a copy of the value at key, or nil when there is none.
+func (d *DB) Get(key []byte) ([]byte, error) {
+	v, closer, err := d.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+// User returns the encoded state of a user, or nil.
+func (d *DB) User(h Hash) ([]byte, error) { return d.Get(UserKey(h)) }
+
+// Meta returns a metadata value, or nil.
+func (d *DB) Meta(name string) ([]byte, error) { return d.Get(MetaKey(name)) }
+
+// MetaInt64 returns a metadata integer, and whether it was set.
+func (d *DB) MetaInt64(name string) (int64, bool, error) {
+	v, err := d.Meta(name)
+	if err != nil || len(v) != 8 {
+		return 0, false, err
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+func (d *DB) scan(prefix byte, fn func(k, v []byte) error) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// Timers calls fn for every entry of the due index, in due order.
+func (d *DB) Timers(fn func(due time.Time, h Hash) error) error {
+	return d.scan(prefixTimer, func(k, _ []byte) error {
+		due, h, ok := ParseTimerKey(k)
+		if !ok {
+			return fmt.Errorf("corrupt timer key %x", k)
+		}
+		return fn(due, h)
+	})
+}
+
+// Buffered calls fn for every event in the reorder buffer, in (time, seq)
+// order. raw is only valid during the call.
+func (d *DB) Buffered(fn func(t time.Time, seq int64, raw []byte) error) error {
+	return d.scan(prefixBuffer, func(k, v []byte) error {
+		t, seq, ok := ParseBufferKey(k)
+		if !ok {
+			return fmt.Errorf("corrupt buffer key %x", k)
+		}
+		return fn(t, seq, v)
+	})
+}
+
+// Users calls fn for every stored user value (states and erasure markers).
+func (d *DB) Users(fn func(h Hash, v []byte) error) error {
+	return d.scan(prefixUser, func(k, v []byte) error {
+		h, ok := ParseUserKey(k)
+		if !ok {
+			return fmt.Errorf("corrupt user key %x", k)
+		}
+		return fn(h, v)
+	})
+}
+
+// All calls fn for every key and value, in key order (tests and tools).
+func (d *DB) All(fn func(k, v []byte) error) error {
+	it, err := d.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// Batch is a set of changes applied atomically. Put with a nil value
+// deletes; the same (key, value) pairs are the changelog's records.
+type Batch struct {
+	b *pebble.Batch
+}
+
+// NewBatch starts a batch.
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+
+// Put sets key to value, or deletes key when value is nil.
+func (b *Batch) Put(key, value []byte) error {
+	if value == nil {
+		return b.b.Delete(key, nil)
+	}
+	return b.b.Set(key, value, nil)
+}
+
+// SetMetaInt64 records a metadata integer.
+func (b *Batch) SetMetaInt64(name string, v int64) error {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(v))
+	return b.b.Set(MetaKey(name), buf[:], nil)
+}
+
+// Empty reports whether the batch holds no change.
+func (b *Batch) Empty() bool { return b.b.Empty() }
+
+// Apply commits the batch.
+func (d *DB) Apply(b *Batch) error {
+	opts := pebble.NoSync
+	if d.sync {
+		opts = pebble.Sync
+	}
+	if err := d.db.Apply(b.b, opts); err != nil {
+		return fmt.Errorf("apply state batch: %w", err)
+	}
+	return b.b.Close()
+}
+
+// Discard drops an unapplied batch.
+func (b *Batch) Discard() { b.b.Close() }
+
+// DeleteAll removes every key (a partition restored from the start of its
+// changelog begins empty).
+func (d *DB) DeleteAll() error {
+	b := d.db.NewBatch()
+	if err := b.DeleteRange([]byte{0}, []byte{0xff}, nil); err != nil {
+		return err
+	}
+	return d.db.Apply(b, pebble.Sync)
+}
+
+// Flush makes everything applied so far durable on disk.
+func (d *DB) Flush() error { return d.db.Flush() }
+
+// Metrics returns Pebble's metrics.
+func (d *DB) Metrics() *pebble.Metrics { return d.db.Metrics() }
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l != nil {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+	panic(fmt.Sprintf(format, args...))
+}
+
+var _ io.Closer = (*DB)(nil)

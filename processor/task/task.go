@@ -1,0 +1,396 @@
+package task
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/microtrigger/microtrigger/processor/engine"
+	"github.com/microtrigger/microtrigger/processor/eventtime"
+	"github.com/microtrigger/microtrigger/processor/state"
+	"github.com/microtrigger/microtrigger/processor/store"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// Input is an event offered to a task.
+type Input struct {
+	Event schema.Event
+	Raw   []byte // the record's bytes, kept while the event waits in the buffer
+	Seq   int64  // arrival order within the partition (offset, line number)
+}
+
+// Change is one store write: also one changelog record. A nil Value deletes.
+type Change struct {
+	Key, Value []byte
+}
+
+// Stats counts what a batch did, for metrics.
+type Stats struct {
+	Events, Late, Duplicates, Erased, ErasedDropped, Timers, Evaluated int
+	Evictions                                                        state.Evictions
+}
+
+// Output is what a batch produced.
+type Output struct {
+	Commands     []schema.SendCommand
+	Suppressions []schema.Suppression
+	Changes      []Change
+	Stats        Stats
+	// Errors are rule evaluation errors (positions only, no user data).
+	Errors []error
+}
+
+// Config configures a task.
+type Config struct {
+	Engine *engine.Engine
+	Store  *store.DB
+	// Grace overrides the pack's grace when non-nil.
+	Grace *time.Duration
+	// CacheUsers is how many decoded user states stay in memory between
+	// batches. Default 50000.
+	CacheUsers int
+}
+
+// Task processes one partition.
+type Task struct {
+	eng    *engine.Engine
+	db     *store.DB
+	codec  *state.Codec
+	clock  *eventtime.Clock
+	buf    eventtime.Buffer
+	timers eventtime.Timers
+	cache  int
+
+	users map[store.Hash]*entry
+	dirty map[store.Hash]bool
+	// persisted holds the buffer keys the store has; applied ones are
+	// deleted at Flush, new ones written.
+	persisted map[bufKey]bool
+	out       Output
+}
+
+type bufKey struct {
+	t   int64
+	seq int64
+}
+
+type bufItem struct {
+	in   Input
+	hash store.Hash
+}
+
+type entry struct {
+	u       *state.User // nil when erased
+	erased  bool
+	origDue time.Time // due-index entry in the store
+}
+
+// New opens a task over a store, loading its due index and reorder buffer.
+func New(cfg Config) (*Task, error) {
+	grace := cfg.Engine.Policy().Grace
+	if cfg.Grace != nil {
+		grace = *cfg.Grace
+	}
+	if cfg.CacheUsers == 0 {
+		cfg.CacheUsers = 50000
+	}
+	t := &Task{
+		eng: cfg.Engine, db: cfg.Store, codec: state.NewCodec(),
+		clock: eventtime.NewClock(grace), cache: cfg.CacheUsers,
+	}
+	if err := t.load(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// load (re)builds the in-memory index and buffer from the store.
+func (t *Task) load() error {
+	t.users = map[store.Hash]*entry{}
+	t.dirty = map[store.Hash]bool{}
+	t.persisted = map[bufKey]bool{}
+	t.buf = eventtime.Buffer{}
+	t.timers.Reset()
+	t.out = Output{}
+	if err := t.db.Timers(func(due time.Time, h store.Hash) error {
+		t.timers.Set(h, due)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("load due index: %w", err)
+	}
+	return t.db.Buffered(func(ts time.Time, seq int64, raw []byte) error {
+		ev, err := schema.DecodeEvent(raw)
+		if err != nil {
+			return fmt.Errorf("load reorder buffer: stored event does not decode: %w", err)
+		}
+		raw = append([]byte(nil), raw...)
+		t.persisted[bufKey{ts.UnixNano(), seq}] = true
+		t.buf.Push(eventtime.Item{Time: ts, Seq: seq, Value: &bufItem{in: Input{Event: ev, Raw: raw, Seq: seq}, hash: schema.UserHash(ev.UserKey())}})
+		return nil
+	})
+}
+
+// Reset forgets everything since the last Flush applied to the store (an
+// aborted transaction) and reloads from the store.
+func (t *Task) Reset() error { return t.load() }
+
+// Clock returns the task's clock.
+func (t *Task) Clock() *eventtime.Clock { return t.clock }
+
+// Watermark returns the current watermark.
+func (t *Task) Watermark() time.Time { return t.clock.Watermark() }
+
+// Pending returns how many events wait in the buffer and how many users have
+// pending timers.
+func (t *Task) Pending() (events, timers int) { return t.buf.Len(), t.timers.Len() }
+
+// Offer adds an event. An event at or before the watermark is late: it is
+// applied at once (and counted), never dropped. Others wait for Advance.
+func (t *Task) Offer(in Input) error {
+	w := t.clock.Watermark()
+	if !w.IsZero() && in.Event.Timestamp.Before(w) {
+		t.out.Stats.Late++
+		return t.applyEvent(&in)
+	}
+	t.buf.Push(eventtime.Item{Time: in.Event.Timestamp, Seq: in.Seq, Value: &bufItem{in: in, hash: schema.UserHash(in.Event.UserKey())}})
+	return nil
+}
+
+// Advance moves the clock to c (if later) and applies every input the new
+// watermark makes ready.
+func (t *Task) Advance(c time.Time) error {
+	t.clock.Advance(c)
+	return t.Drain()
+}
+
+// AdvanceWatermark moves the clock so that the watermark reaches w.
+func (t *Task) AdvanceWatermark(w time.Time) error {
+	return t.Advance(w.Add(t.clock.Grace()))
+}
+
+// Drain applies every input ready at the current watermark, in order.
+func (t *Task) Drain() error {
+	w := t.clock.Watermark()
+	for {
+		kind, it, due, key := eventtime.Next(w, &t.buf, &t.timers)
+		switch kind {
+		case eventtime.None:
+			return nil
+		case eventtime.Event:
+			bi := it.Value.(*bufItem)
+			if t.persisted[bufKey{it.Time.UnixNano(), it.Seq}] {
+				// Applied now: Flush deletes its stored copy.
+				t.persisted[bufKey{it.Time.UnixNano(), it.Seq}] = false
+			}
+			if err := t.applyEvent(&bi.in); err != nil {
+				return err
+			}
+		case eventtime.Timer:
+			if err := t.fireTimer(key, due); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (t *Task) get(h store.Hash) (*entry, error) {
+	if e := t.users[h]; e != nil {
+		return e, nil
+	}
+	v, err := t.db.User(h)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{}
+	switch {
+	case v == nil:
+	case state.IsErasedMarker(v):
+		e.erased = true
+	default:
+		u, err := t.codec.Unmarshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("load user %s: %w", schema.MaskUser(fmt.Sprintf("%x", h)), err)
+		}
+		e.u = u
+	}
+	if d, ok := t.timers.Get(h); ok {
+		e.origDue = d
+	}
+	t.users[h] = e
+	return e, nil
+}
+
+func (t *Task) applyEvent(in *Input) error {
+	h := schema.UserHash(in.Event.UserKey())
+	e, err := t.get(h)
+	if err != nil {
+		return err
+	}
+	if e.erased {
+		t.out.Stats.ErasedDropped++
+		return nil
+	}
+	if e.u == nil {
+		if in.Event.Type == schema.TypeDelete {
+			// Nothing stored yet: still leave a marker, so later events
+			// for the key are dropped.
+			t.erase(h, e)
+			return nil
+		}
+		e.u = state.New(in.Event.UserKey())
+	}
+	res := t.eng.Event(e.u, &in.Event)
+	t.out.Stats.Events++
+	switch {
+	case res.Duplicate:
+		t.out.Stats.Duplicates++
+		return nil
+	case res.Erase:
+		t.erase(h, e)
+		return nil
+	}
+	t.collect(h, e, &res)
+	return nil
+}
+
+func (t *Task) erase(h store.Hash, e *entry) {
+	e.u, e.erased = nil, true
+	t.dirty[h] = true
+	t.timers.Set(h, time.Time{})
+	t.out.Stats.Erased++
+	// Events of this user still waiting would only be dropped later;
+	// drop them now so their bytes leave the store at the next Flush.
+	t.buf.Remove(func(it eventtime.Item) bool {
+		if it.Value.(*bufItem).hash != h {
+			return false
+		}
+		if t.persisted[bufKey{it.Time.UnixNano(), it.Seq}] {
+			t.persisted[bufKey{it.Time.UnixNano(), it.Seq}] = false
+		}
+		return true
+	})
+}
+
+func (t *Task) fireTimer(h store.Hash, due time.Time) error {
+	e, err := t.get(h)
+	if err != nil {
+		return err
+	}
+	if e.u == nil {
+		t.timers.Set(h, time.Time{})
+		t.dirty[h] = true
+		return nil
+	}
+	res := t.eng.Timer(e.u, due)
+	t.out.Stats.Timers++
+	t.collect(h, e, &res)
+	if next, ok := t.timers.Get(h); ok && !next.After(due) {
+		// The engine never leaves a timer at or before the one it fired;
+		// if it did, drop it rather than loop.
+		t.timers.Set(h, time.Time{})
+		t.out.Errors = append(t.out.Errors, fmt.Errorf("engine left a timer due %s at or before %s; dropped", schema.FormatTime(next), schema.FormatTime(due)))
+	}
+	return nil
+}
+
+func (t *Task) collect(h store.Hash, e *entry, res *engine.Result) {
+	t.dirty[h] = true
+	due, _ := e.u.NextDue()
+	t.timers.Set(h, due)
+	t.out.Commands = append(t.out.Commands, res.Commands...)
+	t.out.Suppressions = append(t.out.Suppressions, res.Suppressions...)
+	t.out.Errors = append(t.out.Errors, res.Errors...)
+	t.out.Stats.Evaluated += res.Evaluated
+	t.out.Stats.Evictions.Add(res.Evictions)
+}
+
+// Flush writes everything since the last Flush into b and returns the
+// batch's output; the same changes are in Output.Changes, in key order.
+// The caller applies b to the store once the batch is durable elsewhere
+// (the Kafka transaction), or calls Reset to drop it.
+func (t *Task) Flush(b *store.Batch) (Output, error) {
+	var changes []Change
+	put := func(k, v []byte) error {
+		changes = append(changes, Change{Key: k, Value: v})
+		return b.Put(k, v)
+	}
+	hashes := make([]store.Hash, 0, len(t.dirty))
+	for h := range t.dirty {
+		hashes = append(hashes, h)
+	}
+	sort.Slice(hashes, func(i, j int) bool { return bytes.Compare(hashes[i][:], hashes[j][:]) < 0 })
+	for _, h := range hashes {
+		e := t.users[h]
+		var v []byte
+		if e.erased {
+			v = state.ErasedMarker()
+		} else {
+			var err error
+			if v, err = t.codec.Marshal(e.u); err != nil {
+				return Output{}, err
+			}
+		}
+		if err := put(store.UserKey(h), v); err != nil {
+			return Output{}, err
+		}
+		due, _ := t.timers.Get(h)
+		if !due.Equal(e.origDue) {
+			if !e.origDue.IsZero() {
+				if err := put(store.TimerKey(e.origDue, h), nil); err != nil {
+					return Output{}, err
+				}
+			}
+			if !due.IsZero() {
+				if err := put(store.TimerKey(due, h), []byte{}); err != nil {
+					return Output{}, err
+				}
+			}
+			e.origDue = due
+		}
+	}
+	// The reorder buffer: write what waits and is not stored yet, delete
+	// what was stored and has been applied.
+	var bufChanges []Change
+	t.buf.Each(func(it eventtime.Item) {
+		k := bufKey{it.Time.UnixNano(), it.Seq}
+		if _, stored := t.persisted[k]; !stored {
+			bufChanges = append(bufChanges, Change{store.BufferKey(it.Time, it.Seq), it.Value.(*bufItem).in.Raw})
+			t.persisted[k] = true
+		}
+	})
+	for k, live := range t.persisted {
+		if !live {
+			bufChanges = append(bufChanges, Change{store.BufferKey(time.Unix(0, k.t), k.seq), nil})
+			delete(t.persisted, k)
+		}
+	}
+	sort.Slice(bufChanges, func(i, j int) bool { return bytes.Compare(bufChanges[i].Key, bufChanges[j].Key) < 0 })
+	for _, c := range bufChanges {
+		if err := put(c.Key, c.Value); err != nil {
+			return Output{}, err
+		}
+	}
+	out := t.out
+	out.Changes = changes
+	t.out = Output{}
+	t.dirty = map[store.Hash]bool{}
+	t.trimCache()
+	return out, nil
+}
+
+// trimCache keeps at most cfg.CacheUsers decoded users. Which ones go does
+// not matter to the output: a user read back decodes to the same state.
+func (t *Task) trimCache() {
+	over := len(t.users) - t.cache
+	if over <= 0 {
+		return
+	}
+	for h := range t.users {
+		if over == 0 {
+			break
+		}
+		delete(t.users, h)
+		over--
+	}
+}
