@@ -7,6 +7,7 @@ package yamlpos
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -291,4 +292,57 @@ func (n *Node) Int(e *Errors, what string) (int, bool) {
 		return 0, false
 	}
 	return int(f), true
+}
+
+// Data converts n to plain Go data as a YAML 1.2 core-schema reader would:
+// mappings to map[string]any, sequences to []any, plain scalars to bool,
+// int64, float64 or nil when they read as such, everything else to string.
+func (n *Node) Data() any {
+	switch n.Kind {
+	case Map:
+		m := make(map[string]any, len(n.Keys))
+		for i, k := range n.Keys {
+			m[k.Value] = n.Vals[i].Data()
+		}
+		return m
+	case Seq:
+		out := make([]any, len(n.Items))
+		for i, it := range n.Items {
+			out[i] = it.Data()
+		}
+		return out
+	case Null:
+		return nil
+	}
+	if n.Style != Plain {
+		return n.Value
+	}
+	switch n.Value {
+	case "true", "True", "TRUE":
+		return true
+	case "false", "False", "FALSE":
+		return false
+	case "null", "Null", "NULL", "~", "":
+		return nil
+	}
+	if i, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+		return i
+	}
+	if f, err := strconv.ParseFloat(n.Value, 64); err == nil && !strings.ContainsAny(n.Value, "xXpP_") {
+		return f
+	}
+	return n.Value
+}
+
+// Get returns the value node of key in a mapping, or nil.
+func (n *Node) Get(key string) *Node {
+	if n == nil || n.Kind != Map {
+		return nil
+	}
+	for i, k := range n.Keys {
+		if k.Value == key {
+			return n.Vals[i]
+		}
+	}
+	return nil
 }

@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"sort"
+	"strconv"
 	"time"
 
 	"github.com/microtrigger/microtrigger/processor/policy"
@@ -77,11 +77,15 @@ func (s *step) wake(key string, ev *schema.Event, view *rules.Event) {
 			continue
 		}
 		if policy.Cooling(ts, t.Cooldown, s.now) {
-			s.suppress(t, &state.Run{Entry: *entry}, 0, schema.SuppressCooldown, time.Time{})
+			// One record per cooldown: the events that keep the condition
+			// true while it lasts are not each a new suppression.
+			if !ts.CooldownNoted.After(ts.LastEnd) {
+				ts.CooldownNoted = s.now
+				s.suppress(t, &state.Run{Entry: *entry}, 0, schema.SuppressCooldown, time.Time{})
+			}
 			continue
 		}
 		ts.Runs++
-		ts.Entered = true
 		run := &state.Run{Seq: ts.Runs, Started: s.now, Entry: *entry, Last: s.now}
 		run.Variant, _ = policy.Assign(s.u.Key, t.Name, 0, variantsOf(t))
 		ts.Run = run
@@ -172,13 +176,14 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 		s.endRun(ts)
 		return 0, true
 	}
-	if first && run.Sent == 0 && i == firstStep(run) {
+	if first {
 		if _, held := policy.Assign(s.u.Key, t.Name, t.Holdout, variantsOf(t)); held {
 			s.suppress(t, run, i, schema.SuppressHoldout, time.Time{})
 			// A held-out user counts as treated: cooldown applies, so the
 			// holdout group stays comparable with the sent group.
 			ts.Run = nil
 			ts.LastEnd = s.now
+			ts.Entered = true
 			return 0, true
 		}
 		if other := s.activeSequence(t); other != nil {
@@ -203,10 +208,6 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 	s.emit(t, ts, i, vars)
 	return i + 1, false
 }
-
-// firstStep is the index of the first step the run will try to send: the
-// holdout and other-sequence checks apply to the run's first email only.
-func firstStep(run *state.Run) int { return run.Step }
 
 // activeSequence returns another trigger whose sequence is under way for
 // this user (it has sent and has steps left) and that this one does not
@@ -288,9 +289,9 @@ func (s *step) emit(t *rules.Trigger, ts *state.Trigger, i int, vars *rules.Vars
 		s.merge(data, variant.Data, vars)
 	}
 	cause := s.cause
-	if cause == "" || !run.Entry.Time.Equal(s.now) || run.Entry.ID != s.cause {
-		// Sent by a timer: name the timer by its run's entry event.
-		cause = "timer:" + run.Entry.ID + ":" + itoa(i+1)
+	if run.Entry.ID != s.cause {
+		// Sent by a timer: name the timer by its run's entry event and step.
+		cause = "timer:" + run.Entry.ID + ":" + strconv.Itoa(i+1)
 	}
 	c := schema.SendCommand{
 		UserID:   s.u.Key,
@@ -310,6 +311,7 @@ func (s *step) emit(t *rules.Trigger, ts *state.Trigger, i int, vars *rules.Vars
 	s.dropOldSends()
 	run.Sent++
 	ts.Sent++
+	ts.Entered = true
 }
 
 // dropOldSends forgets sends older than any cap can count (8 days covers
@@ -347,36 +349,3 @@ func (s *step) suppress(t *rules.Trigger, run *state.Run, i int, reason schema.S
 	})
 }
 
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	b := make([]byte, 0, 4)
-	for i > 0 {
-		b = append(b, byte('0'+i%10))
-		i /= 10
-	}
-	for l, r := 0, len(b)-1; l < r; l, r = l+1, r-1 {
-		b[l], b[r] = b[r], b[l]
-	}
-	return string(b)
-}
-
-// sortedRuns returns the user's runs in (due, trigger) order; used by tests
-// and drivers that list pending timers.
-func sortedRuns(u *state.User) []string {
-	names := make([]string, 0, len(u.Triggers))
-	for n, ts := range u.Triggers {
-		if ts.Run != nil {
-			names = append(names, n)
-		}
-	}
-	sort.Slice(names, func(i, j int) bool {
-		a, b := u.Triggers[names[i]].Run.Due, u.Triggers[names[j]].Run.Due
-		if !a.Equal(b) {
-			return a.Before(b)
-		}
-		return names[i] < names[j]
-	})
-	return names
-}

@@ -88,8 +88,7 @@ func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
 		return p
 	}
 	c := &compiler{env: env, opts: opts, e: e}
-	for i, n := range raw.aggs {
-		_ = i
+	for _, n := range raw.aggs {
 		f := n.Fields(&yamlpos.Errors{}, "", aggFields...) // errors were reported by declareAggregate
 		name := ""
 		if nn := f["name"]; nn != nil {
@@ -113,33 +112,7 @@ func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
 		p.byName[t.Name] = t
 		p.Triggers = append(p.Triggers, t)
 	}
-	sort.Slice(p.Triggers, func(i, j int) bool { return p.Triggers[i].Name < p.Triggers[j].Name })
-	sort.Slice(p.Aggregates, func(i, j int) bool { return p.Aggregates[i].Name < p.Aggregates[j].Name })
-	for _, t := range p.Triggers {
-		for _, k := range t.On {
-			if k == "*" {
-				p.wakeAll = append(p.wakeAll, t)
-				continue
-			}
-			p.wake[k] = append(p.wake[k], t)
-			p.keysOfRule[k] = true
-		}
-		for i := range t.Exits {
-			x := &t.Exits[i]
-			p.exits[x.Event] = append(p.exits[x.Event], exitRef{t, x})
-			p.keysOfRule[x.Event] = true
-		}
-	}
-	for _, a := range p.Aggregates {
-		for _, k := range a.On {
-			if k == "*" {
-				p.aggsAll = append(p.aggsAll, a)
-				continue
-			}
-			p.aggsByKey[k] = append(p.aggsByKey[k], a)
-			p.keysOfRule[k] = true
-		}
-	}
+	p.index()
 	return p
 }
 
@@ -419,8 +392,8 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 				what, FormatDuration(t.Steps[0].Delay), t.Intent, FormatDuration(win))
 		}
 	}
-	if t.Wait > 0 && t.Restart && t.Recheck == nil && t.When == nil {
-		e.Add(n.Pos, "%s: restart without a condition restarts forever; add when or recheck", what)
+	if t.Restart && t.Wait == 0 {
+		e.Add(f["restart"].Pos, "%s: restart needs a wait to restart", what)
 	}
 	return t
 }

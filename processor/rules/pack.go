@@ -144,6 +144,84 @@ type Program struct {
 	prg    cel.Program
 }
 
+// index sorts the pack and builds its lookup tables.
+func (p *Pack) index() {
+	sort.Slice(p.Triggers, func(i, j int) bool { return p.Triggers[i].Name < p.Triggers[j].Name })
+	sort.Slice(p.Aggregates, func(i, j int) bool { return p.Aggregates[i].Name < p.Aggregates[j].Name })
+	p.byName = map[string]*Trigger{}
+	p.aggByName = map[string]*Aggregate{}
+	p.wake = map[string][]*Trigger{}
+	p.wakeAll = nil
+	p.exits = map[string][]exitRef{}
+	p.aggsByKey = map[string][]*Aggregate{}
+	p.aggsAll = nil
+	p.keysOfRule = map[string]bool{}
+	for _, a := range p.Aggregates {
+		p.aggByName[a.Name] = a
+		for _, k := range a.On {
+			if k == "*" {
+				p.aggsAll = append(p.aggsAll, a)
+				continue
+			}
+			p.aggsByKey[k] = append(p.aggsByKey[k], a)
+			p.keysOfRule[k] = true
+		}
+	}
+	for _, t := range p.Triggers {
+		p.byName[t.Name] = t
+		for _, k := range t.On {
+			if k == "*" {
+				p.wakeAll = append(p.wakeAll, t)
+				continue
+			}
+			p.wake[k] = append(p.wake[k], t)
+			p.keysOfRule[k] = true
+		}
+		for i := range t.Exits {
+			x := &t.Exits[i]
+			p.exits[x.Event] = append(p.exits[x.Event], exitRef{t, x})
+			p.keysOfRule[x.Event] = true
+		}
+	}
+}
+
+// Override changes a trigger's priority or holdout share.
+type Override struct {
+	Priority *int
+	Holdout  *float64
+}
+
+// WithOverrides returns a copy of the pack in which the named triggers
+// carry the given overrides; p itself is unchanged. Rule tests and
+// backtests use it to try a variation without editing the pack.
+func (p *Pack) WithOverrides(o map[string]Override) (*Pack, error) {
+	for name := range o {
+		if p.byName[name] == nil {
+			return nil, fmt.Errorf("override of unknown trigger %q", name)
+		}
+	}
+	q := *p
+	q.Triggers = make([]*Trigger, len(p.Triggers))
+	for i, t := range p.Triggers {
+		ov, ok := o[t.Name]
+		if !ok {
+			q.Triggers[i] = t
+			continue
+		}
+		c := *t
+		if ov.Priority != nil {
+			c.Priority = *ov.Priority
+		}
+		if ov.Holdout != nil {
+			c.Holdout = *ov.Holdout
+		}
+		q.Triggers[i] = &c
+	}
+	q.Aggregates = append([]*Aggregate(nil), p.Aggregates...)
+	q.index()
+	return &q, nil
+}
+
 // Trigger returns the trigger of that name, or nil.
 func (p *Pack) Trigger(name string) *Trigger { return p.byName[name] }
 

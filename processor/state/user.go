@@ -121,9 +121,12 @@ type Trigger struct {
 	// LastEnd is when the latest run that sent (or was held out) ended;
 	// cooldowns count from it.
 	LastEnd time.Time `json:"last_end,omitzero"`
-	// Entered is true once a run has started: with re-entry off, no
-	// second run starts.
+	// Entered is true once a run has sent (or held the user out): with
+	// re-entry off, no later run starts.
 	Entered bool `json:"entered,omitempty"`
+	// CooldownNoted is when a firing during the current cooldown was last
+	// recorded as suppressed; one record per cooldown is enough.
+	CooldownNoted time.Time `json:"cooldown_noted,omitzero"`
 }
 
 // Phase of a run.
