@@ -305,6 +305,10 @@ func (t *Task) collect(h store.Hash, e *entry, res *engine.Result) {
 	t.out.Stats.Evictions.Add(res.Evictions)
 }
 
+// timerValue is the value of a due-index entry. Not empty: Kafka clients
+// may not tell an empty value from a null one, which deletes.
+var timerValue = []byte{1}
+
 // Flush writes everything since the last Flush into b and returns the
 // batch's output; the same changes are in Output.Changes, in key order.
 // The caller applies b to the store once the batch is durable elsewhere
@@ -342,7 +346,7 @@ func (t *Task) Flush(b *store.Batch) (Output, error) {
 				}
 			}
 			if !due.IsZero() {
-				if err := put(store.TimerKey(due, h), []byte{}); err != nil {
+				if err := put(store.TimerKey(due, h), timerValue); err != nil {
 					return Output{}, err
 				}
 			}

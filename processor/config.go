@@ -1,0 +1,136 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/state"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// Clock is the processor's source of wall-clock time. Tests and
+// `microtrigger run` inject a clock they move themselves.
+type Clock interface {
+	Now() time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// Topics names the topics the processor reads and writes.
+type Topics struct {
+	Events    string // input; default "events"
+	Commands  string // default "send-commands"
+	EventsDLQ string // default "events-dlq"
+	Changelog string // compacted, co-partitioned with Events; default "processor-changelog"
+}
+
+// Config configures a Processor. Zero fields take the documented defaults.
+type Config struct {
+	// Kafka holds the client options: seed brokers, TLS, SASL. They are
+	// passed to franz-go unchanged.
+	Kafka []kgo.Opt
+	// Group is the consumer group. Default "microtrigger-processor".
+	Group string
+	// Topics are the topic names.
+	Topics Topics
+	// Pack is the compiled rule pack.
+	Pack *rules.Pack
+	// StateDir holds one Pebble store per partition (StateDir/p-N).
+	StateDir string
+	// Clock is the wall clock (C of DESIGN.md's watermark). Default the
+	// system clock.
+	Clock Clock
+	// Grace overrides the pack's grace when non-nil.
+	Grace *time.Duration
+	// TickInterval is how often timers are checked when no input arrives.
+	// Default 1s.
+	TickInterval time.Duration
+	// MaxPollRecords bounds a batch. Default 10000.
+	MaxPollRecords int
+	// ExactlyOnce uses one Kafka transaction per batch. Default true; set
+	// DisableExactlyOnce for at-least-once (benchmarks, brokers without
+	// transactions).
+	DisableExactlyOnce bool
+	// TransactionalID identifies this instance's transactional producer;
+	// it must be stable across restarts of one instance and unique among
+	// instances. Default "microtrigger-processor-" + hostname.
+	TransactionalID string
+	// TransactionTimeout bounds how long a crashed instance's open
+	// transaction blocks readers. Default 10s.
+	TransactionTimeout time.Duration
+	// Limits bounds per-user state; zero takes state.DefaultLimits.
+	Limits state.Limits
+	// CacheUsers is how many decoded users each partition keeps in memory.
+	CacheUsers int
+	// Logger receives the processor's logs. Default discard.
+	Logger *slog.Logger
+	// Meter provides the metrics. Default no-op.
+	Meter metric.MeterProvider
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Group == "" {
+		c.Group = "microtrigger-processor"
+	}
+	if c.Topics.Events == "" {
+		c.Topics.Events = schema.TopicEvents
+	}
+	if c.Topics.Commands == "" {
+		c.Topics.Commands = schema.TopicCommands
+	}
+	if c.Topics.EventsDLQ == "" {
+		c.Topics.EventsDLQ = schema.TopicEventsDLQ
+	}
+	if c.Topics.Changelog == "" {
+		c.Topics.Changelog = schema.TopicChangelog
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = time.Second
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 10000
+	}
+	if c.TransactionalID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "local"
+		}
+		c.TransactionalID = "microtrigger-processor-" + host
+	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if len(c.Kafka) == 0 {
+		errs = append(errs, errors.New("no Kafka options: at least kgo.SeedBrokers is needed"))
+	}
+	if c.Pack == nil {
+		errs = append(errs, errors.New("no rule pack"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("no state directory"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("processor config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package processor
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// metrics are the processor's instruments. Labels are bounded sets (event
+// outcomes, trigger names from the pack, reasons): never a user.
+type metrics struct {
+	events       metric.Int64Counter
+	commands     metric.Int64Counter
+	suppressions metric.Int64Counter
+	timers       metric.Int64Counter
+	evaluations  metric.Int64Counter
+	ruleErrors   metric.Int64Counter
+	evictions    metric.Int64Counter
+	txns         metric.Int64Counter
+	batchSeconds metric.Float64Histogram
+	restored     metric.Int64Counter
+	restoreSecs  metric.Float64Histogram
+	assigned     metric.Int64UpDownCounter
+}
+
+func newMetrics(mp metric.MeterProvider) *metrics {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter("github.com/microtrigger/microtrigger/processor")
+	var x metrics
+	x.events, _ = m.Int64Counter("microtrigger_processor_events_total",
+		metric.WithDescription("Events read, by outcome: applied, late, duplicate, dead_letter, misrouted, erased_dropped."))
+	x.commands, _ = m.Int64Counter("microtrigger_processor_commands_total",
+		metric.WithDescription("Send-commands emitted, by trigger."))
+	x.suppressions, _ = m.Int64Counter("microtrigger_processor_suppressions_total",
+		metric.WithDescription("Firings that sent nothing (or were deferred: quiet_hours), by trigger and reason."))
+	x.timers, _ = m.Int64Counter("microtrigger_processor_timers_fired_total",
+		metric.WithDescription("User timers fired."))
+	x.evaluations, _ = m.Int64Counter("microtrigger_processor_rule_evaluations_total",
+		metric.WithDescription("CEL conditions evaluated."))
+	x.ruleErrors, _ = m.Int64Counter("microtrigger_processor_rule_errors_total",
+		metric.WithDescription("CEL evaluations that failed at run time (treated as false)."))
+	x.evictions, _ = m.Int64Counter("microtrigger_state_evictions_total",
+		metric.WithDescription("Per-user state entries evicted to stay within bounds, by kind."))
+	x.txns, _ = m.Int64Counter("microtrigger_processor_transactions_total",
+		metric.WithDescription("Batches ended, by result: committed, aborted."))
+	x.batchSeconds, _ = m.Float64Histogram("microtrigger_processor_batch_duration_seconds",
+		metric.WithDescription("Time to process and commit one batch."), metric.WithUnit("s"))
+	x.restored, _ = m.Int64Counter("microtrigger_processor_restore_records_total",
+		metric.WithDescription("Changelog records applied while restoring partitions."))
+	x.restoreSecs, _ = m.Float64Histogram("microtrigger_processor_restore_duration_seconds",
+		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"))
+	x.assigned, _ = m.Int64UpDownCounter("microtrigger_processor_assigned_partitions",
+		metric.WithDescription("Partitions currently owned by this instance."))
+	return &x
+}
+
+func outcome(o string) metric.AddOption {
+	return metric.WithAttributes(attribute.String("outcome", o))
+}
+
+func (m *metrics) record(ctx context.Context, out *task.Output) {
+	st := &out.Stats
+	applied := st.Events - st.Duplicates - st.Erased
+	if applied > 0 {
+		m.events.Add(ctx, int64(applied), outcome("applied"))
+	}
+	if st.Late > 0 {
+		m.events.Add(ctx, int64(st.Late), outcome("late"))
+	}
+	if st.Duplicates > 0 {
+		m.events.Add(ctx, int64(st.Duplicates), outcome("duplicate"))
+	}
+	if st.ErasedDropped > 0 {
+		m.events.Add(ctx, int64(st.ErasedDropped), outcome("erased_dropped"))
+	}
+	if st.Erased > 0 {
+		m.events.Add(ctx, int64(st.Erased), outcome("erased"))
+	}
+	if st.Timers > 0 {
+		m.timers.Add(ctx, int64(st.Timers))
+	}
+	if st.Evaluated > 0 {
+		m.evaluations.Add(ctx, int64(st.Evaluated))
+	}
+	if len(out.Errors) > 0 {
+		m.ruleErrors.Add(ctx, int64(len(out.Errors)))
+	}
+	st.Evictions.Each(func(kind string, n int) {
+		m.evictions.Add(ctx, int64(n), metric.WithAttributes(attribute.String("kind", kind)))
+	})
+	for i := range out.Commands {
+		m.commands.Add(ctx, 1, metric.WithAttributes(attribute.String("trigger", out.Commands[i].Trigger)))
+	}
+	for i := range out.Suppressions {
+		s := &out.Suppressions[i]
+		m.suppressions.Add(ctx, 1, metric.WithAttributes(
+			attribute.String("trigger", s.Trigger), attribute.String("reason", string(s.Reason))))
+	}
+}
+
+func (m *metrics) deadLetter(ctx context.Context, r schema.Reason) {
+	m.events.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "dead_letter"), attribute.String("reason", string(r))))
+}

@@ -1,0 +1,543 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// Processor is one instance of the live processor.
+type Processor struct {
+	cfg Config
+	m   *metrics
+
+	mu       sync.Mutex // guards assigned, revoked, progress and changed
+	assigned map[int32]bool
+	revoked  map[int32]bool
+	progress map[int32]Progress
+	changed  chan struct{} // closed and replaced when progress changes
+
+	parts    map[int32]*partition // owned by the Run goroutine
+	nparts   int                  // partitions of the events topic
+	keyPart  kgo.TopicPartitioner
+	ready    atomic.Bool
+	produced []*kgo.Record // scratch
+}
+
+// Progress is what one partition has durably done.
+type Progress struct {
+	// Committed is the next input offset after the last committed batch.
+	Committed int64
+	// Watermark is the partition's event-time watermark.
+	Watermark time.Time
+	// Buffered and Timers count events waiting to be ordered and users with
+	// pending timers.
+	Buffered, Timers int
+}
+
+// New validates cfg and returns a processor; Run starts it.
+func New(cfg Config) (*Processor, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Processor{
+		cfg:      cfg,
+		m:        newMetrics(cfg.Meter),
+		assigned: map[int32]bool{},
+		revoked:  map[int32]bool{},
+		progress: map[int32]Progress{},
+		parts:    map[int32]*partition{},
+		changed:  make(chan struct{}),
+		keyPart:  kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topics.Events),
+	}, nil
+}
+
+// Grace returns the event-time grace in force.
+func (p *Processor) Grace() time.Duration {
+	if p.cfg.Grace != nil {
+		return *p.cfg.Grace
+	}
+	return p.cfg.Pack.Policy.Grace
+}
+
+// Ready reports whether every assigned partition has restored its state.
+func (p *Processor) Ready() bool { return p.ready.Load() }
+
+// Changed returns a channel closed the next time Progress changes.
+func (p *Processor) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
+// Progress returns each owned partition's progress.
+func (p *Processor) Progress() map[int32]Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[int32]Progress, len(p.progress))
+	for k, v := range p.progress {
+		out[k] = v
+	}
+	return out
+}
+
+func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range m[p.cfg.Topics.Events] {
+		p.assigned[id] = true
+		delete(p.revoked, id)
+	}
+	p.ready.Store(false)
+}
+
+func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range m[p.cfg.Topics.Events] {
+		p.revoked[id] = true
+		delete(p.assigned, id)
+		delete(p.progress, id)
+	}
+}
+
+// session hides the two commit strategies: a GroupTransactSession, or a
+// plain group client committing after it has produced (at-least-once).
+type session interface {
+	PollRecords(ctx context.Context, n int) kgo.Fetches
+	Begin() error
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+	End(ctx context.Context, commit kgo.TransactionEndTry) (bool, error)
+	Client() *kgo.Client
+	Close()
+}
+
+type plainSession struct{ cl *kgo.Client }
+
+func (s plainSession) PollRecords(ctx context.Context, n int) kgo.Fetches {
+	return s.cl.PollRecords(ctx, n)
+}
+func (s plainSession) Begin() error { return nil }
+func (s plainSession) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	s.cl.Produce(ctx, r, promise)
+}
+func (s plainSession) End(ctx context.Context, commit kgo.TransactionEndTry) (bool, error) {
+	if err := s.cl.Flush(ctx); err != nil {
+		return false, err
+	}
+	if !commit {
+		// What was produced stays produced (at-least-once); consumption
+		// rewinds so the batch is processed again.
+		s.cl.SetOffsets(s.cl.CommittedOffsets())
+		return false, nil
+	}
+	if err := s.cl.CommitUncommittedOffsets(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+func (s plainSession) Client() *kgo.Client { return s.cl }
+func (s plainSession) Close()              { s.cl.Close() }
+
+// partitioner sends changelog records to the partition they name (the
+// partition of the events they come from) and keys everything else with
+// Kafka's murmur2, like any Kafka producer.
+type partitioner struct{ changelog string }
+
+func (pt partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == pt.changelog {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+// Run consumes until ctx ends or an unrecoverable error occurs.
+func (p *Processor) Run(ctx context.Context) error {
+	c := p.cfg
+	opts := append(append([]kgo.Opt(nil), c.Kafka...),
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeTopics(c.Topics.Events),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.OnPartitionsAssigned(p.onAssigned),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onRevoked),
+		kgo.RecordPartitioner(partitioner{c.Topics.Changelog}),
+		kgo.ProducerLinger(0),
+	)
+	var s session
+	if c.DisableExactlyOnce {
+		cl, err := kgo.NewClient(append(opts, kgo.DisableAutoCommit())...)
+		if err != nil {
+			return fmt.Errorf("start processor client: %w", err)
+		}
+		s = plainSession{cl}
+	} else {
+		gs, err := kgo.NewGroupTransactSession(append(opts,
+			kgo.TransactionalID(c.TransactionalID),
+			kgo.TransactionTimeout(c.TransactionTimeout),
+		)...)
+		if err != nil {
+			return fmt.Errorf("start transactional processor client: %w", err)
+		}
+		s = gs
+	}
+	defer func() {
+		s.Close()
+		for id, part := range p.parts {
+			part.close()
+			delete(p.parts, id)
+		}
+	}()
+	if err := p.countPartitions(ctx, s.Client()); err != nil {
+		return err
+	}
+	c.Logger.Info("processor started", "group", c.Group, "exactly_once", !c.DisableExactlyOnce,
+		"transactional_id", c.TransactionalID, "partitions", p.nparts)
+
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, c.TickInterval)
+		fs := s.PollRecords(pctx, c.MaxPollRecords)
+		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		if err := p.fetchErr(fs); err != nil {
+			return err
+		}
+		if err := p.rebalance(ctx, s.Client()); err != nil {
+			return err
+		}
+		if err := p.batch(ctx, s, fs); err != nil {
+			if errors.Is(err, errFenced) || ctx.Err() != nil {
+				return err
+			}
+			if errors.Is(err, errAborted) {
+				c.Logger.Info("transaction aborted by a rebalance; state reset to the last commit")
+			} else {
+				c.Logger.Error("batch failed; state reset to the last commit", "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Processor) fetchErr(fs kgo.Fetches) error {
+	var out error
+	fs.EachError(func(t string, part int32, err error) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		case errors.Is(err, kgo.ErrClientClosed):
+			out = err
+		default:
+			p.cfg.Logger.Warn("fetch error", "topic", t, "partition", part, "err", err)
+		}
+	})
+	return out
+}
+
+func (p *Processor) countPartitions(ctx context.Context, cl *kgo.Client) error {
+	md, err := kadm.NewClient(cl).ListTopics(ctx, p.cfg.Topics.Events, p.cfg.Topics.Changelog)
+	if err != nil {
+		return fmt.Errorf("read topic metadata: %w", err)
+	}
+	ev, ok := md[p.cfg.Topics.Events]
+	if !ok || ev.Err != nil {
+		return fmt.Errorf("events topic %q: not found", p.cfg.Topics.Events)
+	}
+	cl2, ok := md[p.cfg.Topics.Changelog]
+	if !ok || cl2.Err != nil {
+		return fmt.Errorf("changelog topic %q: not found (create it compacted, with as many partitions as %q)",
+			p.cfg.Topics.Changelog, p.cfg.Topics.Events)
+	}
+	if len(cl2.Partitions) != len(ev.Partitions) {
+		return fmt.Errorf("changelog topic %q has %d partitions, %q has %d: they must be co-partitioned",
+			p.cfg.Topics.Changelog, len(cl2.Partitions), p.cfg.Topics.Events, len(ev.Partitions))
+	}
+	p.nparts = len(ev.Partitions)
+	return nil
+}
+
+// rebalance closes revoked partitions and restores newly assigned ones.
+func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
+	p.mu.Lock()
+	var opened, closed []int32
+	for id := range p.revoked {
+		closed = append(closed, id)
+	}
+	p.revoked = map[int32]bool{}
+	for id := range p.assigned {
+		if p.parts[id] == nil {
+			opened = append(opened, id)
+		}
+	}
+	p.mu.Unlock()
+	sort.Slice(opened, func(i, j int) bool { return opened[i] < opened[j] })
+	for _, id := range closed {
+		if part := p.parts[id]; part != nil {
+			if err := part.close(); err != nil {
+				p.cfg.Logger.Warn("close partition store", "partition", id, "err", err)
+			}
+			delete(p.parts, id)
+			p.m.assigned.Add(ctx, -1)
+			p.cfg.Logger.Info("partition revoked", "partition", id)
+		}
+	}
+	for _, id := range opened {
+		part, err := p.open(ctx, id)
+		if err != nil {
+			return err
+		}
+		if o, ok := cl.CommittedOffsets()[p.cfg.Topics.Events][id]; ok && o.Offset > 0 {
+			part.committed, part.consumed = o.Offset, o.Offset
+		}
+		p.parts[id] = part
+		p.m.assigned.Add(ctx, 1)
+	}
+	p.mu.Lock()
+	ready := true
+	for id := range p.assigned {
+		if p.parts[id] == nil {
+			ready = false
+		}
+	}
+	p.mu.Unlock()
+	p.ready.Store(ready)
+	return nil
+}
+
+// batch processes one poll's records and due timers, and commits.
+func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error {
+	start := time.Now()
+	now := p.cfg.Clock.Now()
+	p.produced = p.produced[:0]
+	touched := false
+	var werr error
+	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		part := p.parts[ftp.Partition]
+		if part == nil || ftp.Topic != p.cfg.Topics.Events || werr != nil {
+			return // revoked meanwhile: this batch aborts anyway
+		}
+		for _, r := range ftp.Records {
+			touched = true
+			if err := p.input(ctx, part, r); err != nil {
+				werr = err
+				return
+			}
+			part.consumed = r.Offset + 1
+		}
+	})
+	if werr != nil {
+		return p.abort(ctx, s, werr)
+	}
+	ids := make([]int32, 0, len(p.parts))
+	for id := range p.parts {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	outs := make(map[int32]task.Output, len(ids))
+	for _, id := range ids {
+		part := p.parts[id]
+		if err := part.task.Advance(now); err != nil {
+			return p.abort(ctx, s, err)
+		}
+		part.batch = part.db.NewBatch()
+		out, err := part.task.Flush(part.batch)
+		if err != nil {
+			return p.abort(ctx, s, err)
+		}
+		if len(out.Commands) > 0 || len(out.Changes) > 0 {
+			touched = true
+		}
+		outs[id] = out
+	}
+	if !touched && len(p.produced) == 0 {
+		for _, id := range ids {
+			p.parts[id].batch.Discard()
+			p.parts[id].batch = nil
+		}
+		p.updateProgress()
+		return nil
+	}
+	if err := s.Begin(); err != nil {
+		return p.abort(ctx, s, fmt.Errorf("begin transaction: %w", err))
+	}
+	var mu sync.Mutex
+	var perr error
+	var wg sync.WaitGroup
+	produce := func(r *kgo.Record, part *partition) {
+		wg.Add(1)
+		s.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && perr == nil {
+				perr = err
+			}
+			if part != nil && err == nil && r.Offset > part.produced {
+				part.produced = r.Offset
+			}
+		})
+	}
+	for _, r := range p.produced {
+		produce(r, nil)
+	}
+	for _, id := range ids {
+		out := outs[id]
+		part := p.parts[id]
+		part.produced = -1
+		for i := range out.Commands {
+			cmd := &out.Commands[i]
+			v, err := schema.MarshalCommand(cmd)
+			if err != nil {
+				return p.abort(ctx, s, err)
+			}
+			produce(&kgo.Record{Topic: p.cfg.Topics.Commands, Key: []byte(cmd.UserID), Value: v, Timestamp: cmd.SendAt}, nil)
+		}
+		for _, ch := range out.Changes {
+			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, part)
+		}
+	}
+	committed, err := s.End(ctx, kgo.TryCommit)
+	wg.Wait()
+	if err == nil && perr != nil {
+		err = perr
+	}
+	if err != nil || !committed {
+		if err == nil {
+			err = errAborted
+		}
+		p.m.txns.Add(ctx, 1, outcome("aborted"))
+		if isFenced(err) {
+			return errFenced
+		}
+		return p.reset(err)
+	}
+	p.m.txns.Add(ctx, 1, outcome("committed"))
+	for _, id := range ids {
+		part := p.parts[id]
+		if part.produced >= 0 {
+			part.checkpoint = part.produced
+		}
+		if part.checkpoint >= 0 {
+			if err := part.batch.SetMetaInt64(metaChangelogOffset, part.checkpoint); err != nil {
+				return err
+			}
+		}
+		if err := part.db.Apply(part.batch); err != nil {
+			// Kafka has the batch; the store catches up from the
+			// changelog when the partition is next opened.
+			return fmt.Errorf("apply committed batch to partition %d store: %w", id, err)
+		}
+		part.batch = nil
+		part.committed = part.consumed
+		out := outs[id]
+		p.m.record(ctx, &out)
+		for _, e := range out.Errors {
+			p.cfg.Logger.Warn("rule evaluation failed", "partition", id, "err", e)
+		}
+	}
+	p.m.batchSeconds.Record(ctx, time.Since(start).Seconds())
+	p.updateProgress()
+	return nil
+}
+
+func (p *Processor) updateProgress() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, part := range p.parts {
+		ev, tm := part.task.Pending()
+		p.progress[id] = Progress{Committed: part.committed, Watermark: part.task.Watermark(), Buffered: ev, Timers: tm}
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// input handles one record: decode, route, or dead-letter.
+func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) error {
+	ev, err := schema.DecodeEvent(r.Value)
+	if err != nil {
+		var ve *schema.ValidationError
+		reason, msg := schema.ReasonNotJSON, err.Error()
+		if errors.As(err, &ve) {
+			reason, msg = ve.Reason, ve.Error()
+		}
+		dl := schema.DeadLetter{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Reason: reason, Message: msg}
+		rec := &kgo.Record{Topic: p.cfg.Topics.EventsDLQ, Key: r.Key, Value: r.Value}
+		for _, h := range dl.Headers() {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		p.produced = append(p.produced, rec)
+		p.m.deadLetter(ctx, reason)
+		return nil
+	}
+	key := []byte(ev.UserKey())
+	if want := int32(p.keyPart.Partition(&kgo.Record{Key: key}, p.nparts)); want != r.Partition && !rerouted(r) {
+		// Keyed with another partitioner (librdkafka's CRC32) or by
+		// another field: send it where its user's state lives.
+		rec := &kgo.Record{Topic: p.cfg.Topics.Events, Key: key, Value: r.Value, Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
+			kgo.RecordHeader{Key: headerRerouted, Value: []byte(strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))}),
+			Timestamp: r.Timestamp}
+		p.produced = append(p.produced, rec)
+		p.m.events.Add(ctx, 1, outcome("misrouted"))
+		return nil
+	}
+	return part.task.Offer(task.Input{Event: ev, Raw: r.Value, Seq: r.Offset})
+}
+
+// errAborted is a batch whose transaction the session aborted, as it does
+// when partitions are revoked mid-batch.
+var errAborted = errors.New("transaction aborted")
+
+// headerRerouted marks a record the processor moved to its user's
+// partition; it is never moved twice (the partition count may have changed).
+const headerRerouted = "microtrigger.rerouted-from"
+
+func rerouted(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == headerRerouted {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Processor) abort(ctx context.Context, s session, cause error) error {
+	if _, err := s.End(ctx, kgo.TryAbort); err != nil && isFenced(err) {
+		return errFenced
+	}
+	return p.reset(cause)
+}
+
+// reset drops every partition's uncommitted work; the client has rewound to
+// the committed offsets.
+func (p *Processor) reset(cause error) error {
+	for _, part := range p.parts {
+		if part.batch != nil {
+			part.batch.Discard()
+			part.batch = nil
+		}
+		part.consumed = part.committed
+		if err := part.task.Reset(); err != nil {
+			return fmt.Errorf("reset partition %d after abort: %w", part.id, err)
+		}
+	}
+	return cause
+}
+
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}

@@ -1,0 +1,156 @@
+package processor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/microtrigger/microtrigger/internal/kafkatest"
+	"github.com/microtrigger/microtrigger/processor"
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func loadPack(t testing.TB) *rules.Pack {
+	t.Helper()
+	p, err := rules.Load(os.DirFS("../testdata/rules"), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ev builds an event record at offset d from t0.
+func ev(t testing.TB, d time.Duration, user string, fields map[string]any) processor.TimedRecord {
+	t.Helper()
+	m := map[string]any{"userId": user, "timestamp": schema.FormatTime(t0.Add(d))}
+	for k, v := range fields {
+		m[k] = v
+	}
+	if _, ok := m["messageId"]; !ok {
+		m["messageId"] = user + "-" + d.String() + "-" + m["type"].(string)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return processor.TimedRecord{Time: t0.Add(d), Key: []byte(user), Value: b}
+}
+
+func identify(t testing.TB, user, email string) processor.TimedRecord {
+	return ev(t, -time.Minute, user, map[string]any{"type": "identify",
+		"traits": map[string]any{"email": email, "email_opt_in": true, "timezone": "UTC"}})
+}
+
+func page(t testing.TB, d time.Duration, user, path string) processor.TimedRecord {
+	return ev(t, d, user, map[string]any{"type": "page", "context": map[string]any{"page": map[string]any{"path": path}}})
+}
+
+func track(t testing.TB, d time.Duration, user, name string, props map[string]any) processor.TimedRecord {
+	return ev(t, d, user, map[string]any{"type": "track", "event": name, "properties": props})
+}
+
+// instance is one running processor.
+type instance struct {
+	p      *processor.Processor
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg processor.Config) *instance {
+	t.Helper()
+	p, err := processor.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{p: p, cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- p.Run(ctx) }()
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+func (in *instance) stop(t *testing.T) {
+	in.cancel()
+	if err := <-in.done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("processor: %v", err)
+	}
+	in.done <- nil // make stop idempotent
+}
+
+func TestEndToEnd(t *testing.T) {
+	cluster, seeds := kafkatest.Cluster(t, 4)
+	_ = cluster
+	clock := processor.NewManualClock(t0.Add(-time.Hour))
+	cfg := processor.Config{
+		Kafka:           seeds,
+		Pack:            loadPack(t),
+		StateDir:        t.TempDir(),
+		Clock:           clock,
+		TickInterval:    10 * time.Millisecond,
+		TransactionalID: "test-processor-1",
+	}
+	in := start(t, cfg)
+	producer := kafkatest.Client(t, seeds...)
+	sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
+
+	malformed := processor.TimedRecord{Time: t0.Add(time.Minute), Key: []byte("u1"), Value: []byte(`{"type":"track","userId":"u1","event":"Product Added","timestamp":"yesterday"}`)}
+	recs := []processor.TimedRecord{
+		identify(t, "u1", "ada@example.com"),
+		identify(t, "u2", "bob@example.com"),
+		page(t, 0, "u1", "/pricing"),
+		malformed,
+		page(t, 3*time.Minute, "u1", "/pricing"),
+		track(t, 0, "u2", "Product Viewed", map[string]any{"product_id": "p9", "name": "Leica M6", "price": 800}),
+		track(t, 24*time.Hour, "u2", "Product Viewed", map[string]any{"product_id": "p9", "name": "Leica M6", "price": 800}),
+		track(t, 48*time.Hour, "u2", "Product Viewed", map[string]any{"product_id": "p9", "name": "Leica M6", "price": 800}),
+	}
+	ctx := context.Background()
+	if err := sim.Play(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Advance(ctx, t0.Add(72*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	cmds := kafkatest.ReadAll(t, seeds, schema.TopicCommands)
+	got := map[string]schema.SendCommand{}
+	for _, r := range cmds {
+		c, err := schema.UnmarshalCommand(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Key) != c.UserID {
+			t.Errorf("command keyed %q, user %q", r.Key, c.UserID)
+		}
+		got[c.Template] = c
+	}
+	if len(cmds) != 2 {
+		t.Fatalf("got %d commands, want 2: %v", len(cmds), got)
+	}
+	if c := got["pricing-help"]; c.UserID != "u1" || !c.SendAt.Equal(t0.Add(13*time.Minute)) || c.Email != "ada@example.com" {
+		t.Errorf("pricing-help: %+v", c)
+	}
+	if c := got["expert-qa"]; c.UserID != "u2" || c.Data["product_name"] != "Leica M6" || c.Data["price"] != 800.0 {
+		t.Errorf("expert-qa: %+v", c)
+	}
+	dlq := kafkatest.ReadAll(t, seeds, schema.TopicEventsDLQ)
+	if len(dlq) != 1 {
+		t.Fatalf("got %d dead letters, want 1", len(dlq))
+	}
+	var hs []schema.Header
+	for _, h := range dlq[0].Headers {
+		hs = append(hs, schema.Header{Key: h.Key, Value: h.Value})
+	}
+	d := schema.ParseDeadLetter(dlq[0].Key, dlq[0].Value, hs)
+	if d.Reason != schema.ReasonBadTime || string(d.Value) != string(malformed.Value) || d.Topic != schema.TopicEvents {
+		t.Errorf("dead letter: %+v", d)
+	}
+	_ = kgo.Record{}
+}
