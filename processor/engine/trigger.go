@@ -348,4 +348,3 @@ func (s *step) suppress(t *rules.Trigger, run *state.Run, i int, reason schema.S
 		Reason: reason, At: s.now, Until: until,
 	})
 }
-

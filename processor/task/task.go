@@ -28,7 +28,7 @@ type Change struct {
 // Stats counts what a batch did, for metrics.
 type Stats struct {
 	Events, Late, Duplicates, Erased, ErasedDropped, Timers, Evaluated int
-	Evictions                                                        state.Evictions
+	Evictions                                                          state.Evictions
 }
 
 // Output is what a batch produced.
