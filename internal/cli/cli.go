@@ -56,6 +56,17 @@ func (e *env) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, opts))
 }
 
+// quietLogger is the logger of commands whose stdout is the product (run):
+// warnings and errors only, unless a level was asked for explicitly.
+func (e *env) quietLogger() *slog.Logger {
+	if e.logLevel == "info" {
+		l := *e
+		l.logLevel = "warn"
+		return l.logger()
+	}
+	return e.logger()
+}
+
 // selects returns a kingpin action that makes fn the command to run.
 func (e *env) selects(fn func(ctx context.Context) error) kingpin.Action {
 	return func(*kingpin.ParseContext) error {

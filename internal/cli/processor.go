@@ -1,6 +1,73 @@
 package cli
 
-import "github.com/alecthomas/kingpin/v2"
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
 
-// registerProcessor is filled in when the processor command lands.
-func registerProcessor(*kingpin.Application, *env) {}
+	"github.com/alecthomas/kingpin/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/microtrigger/microtrigger/internal/telemetry"
+	"github.com/microtrigger/microtrigger/processor"
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+func registerProcessor(app *kingpin.Application, e *env) {
+	cmd := app.Command("processor", "Run the stream processor: events in, send-commands out.")
+	var k kafkaFlags
+	addKafkaFlags(cmd, &k, "")
+	var cfg processor.Config
+	var rulesDir, templates, metricsAddr string
+	var grace time.Duration
+	var atLeastOnce bool
+	cmd.Flag("rules", "Rule pack directory.").Required().StringVar(&rulesDir)
+	cmd.Flag("templates", "Template directory checked against the pack (default: RULES/../templates when present).").StringVar(&templates)
+	cmd.Flag("state-dir", "Directory for the per-partition Pebble stores.").Required().StringVar(&cfg.StateDir)
+	cmd.Flag("group", "Consumer group.").Default("microtrigger-processor").StringVar(&cfg.Group)
+	cmd.Flag("topic.events", "Input topic.").Default(schema.TopicEvents).StringVar(&cfg.Topics.Events)
+	cmd.Flag("topic.commands", "Output topic for send-commands.").Default(schema.TopicCommands).StringVar(&cfg.Topics.Commands)
+	cmd.Flag("topic.events-dlq", "Dead-letter topic for refused events.").Default(schema.TopicEventsDLQ).StringVar(&cfg.Topics.EventsDLQ)
+	cmd.Flag("topic.changelog", "Compacted changelog topic, co-partitioned with the events topic.").Default(schema.TopicChangelog).StringVar(&cfg.Topics.Changelog)
+	cmd.Flag("grace", "Event-time grace (default: the pack's policy.grace).").DurationVar(&grace)
+	cmd.Flag("at-least-once", "Commit without Kafka transactions (at-least-once; the sink still drops duplicates by command id).").BoolVar(&atLeastOnce)
+	cmd.Flag("transactional-id", "Transactional id, stable per instance (default microtrigger-processor-HOSTNAME).").StringVar(&cfg.TransactionalID)
+	cmd.Flag("tick", "How often timers are checked when no event arrives.").Default("1s").DurationVar(&cfg.TickInterval)
+	cmd.Flag("metrics.listen", "Address serving /metrics, /healthz and /readyz (empty: none).").Default(":9464").StringVar(&metricsAddr)
+	cmd.Action(e.selects(func(ctx context.Context) error {
+		opts, err := k.opts()
+		if err != nil {
+			return err
+		}
+		tmpl, err := templateSet(rulesDir, templates)
+		if err != nil {
+			return err
+		}
+		pack, err := rules.Load(os.DirFS(rulesDir), rules.Options{Templates: tmpl})
+		if err != nil {
+			return fmt.Errorf("load rules %s:\n%w", rulesDir, err)
+		}
+		tel, err := telemetry.New()
+		if err != nil {
+			return err
+		}
+		cfg.Kafka = opts
+		cfg.Pack = pack
+		cfg.Logger = e.logger()
+		cfg.Meter = tel.MeterProvider()
+		cfg.DisableExactlyOnce = atLeastOnce
+		if grace > 0 {
+			cfg.Grace = &grace
+		}
+		p, err := processor.New(cfg)
+		if err != nil {
+			return err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return p.Run(gctx) })
+		g.Go(func() error { return telemetry.Serve(gctx, metricsAddr, tel.Handler(p.Ready)) })
+		return g.Wait()
+	}))
+}

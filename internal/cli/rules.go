@@ -1,6 +1,134 @@
 package cli
 
-import "github.com/alecthomas/kingpin/v2"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 
-// registerRules is filled in when the rules command lands.
-func registerRules(*kingpin.Application, *env) {}
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/rulestest"
+)
+
+func registerRules(app *kingpin.Application, e *env) {
+	cmd := app.Command("rules", "Check and unit-test rule packs.")
+
+	check := cmd.Command("check", "Load and type-check a rule pack; errors as file:line:col: message.")
+	var dir, templates string
+	check.Arg("dir", "Rule pack directory.").Required().StringVar(&dir)
+	check.Flag("templates", "Template directory; every template a rule names must exist there (default: DIR/../templates when present).").StringVar(&templates)
+	check.Action(e.selects(func(context.Context) error {
+		tmpl, err := templateSet(dir, templates)
+		if err != nil {
+			return err
+		}
+		pack, err := rules.Load(os.DirFS(dir), rules.Options{Templates: tmpl})
+		if err != nil {
+			var list rules.ErrorList
+			if !errors.As(err, &list) {
+				return err
+			}
+			for _, le := range list {
+				le.Pos.File = filepath.Join(dir, le.Pos.File)
+				fmt.Fprintln(e.stderr, le.Error())
+			}
+			fmt.Fprintf(e.stderr, "%d error(s)\n", len(list))
+			return failure{ExitFailures}
+		}
+		fmt.Fprintf(e.stdout, "%s: OK: %d triggers, %d aggregates, %d files\n", dir, len(pack.Triggers), len(pack.Aggregates), len(pack.Files))
+		return nil
+	}))
+
+	test := cmd.Command("test", "Run promtool-style rule unit tests.")
+	var files, runs []string
+	var junit string
+	test.Arg("file", "Rule test files.").Required().StringsVar(&files)
+	test.Flag("run", "Only run tests whose name matches this regular expression (repeatable).").StringsVar(&runs)
+	test.Flag("junit", "Also write results as JUnit XML to this file.").StringVar(&junit)
+	test.Flag("templates", "Template directory checked against the pack (default: the pack's ../templates when present).").StringVar(&templates)
+	test.Action(e.selects(func(ctx context.Context) error {
+		var res []*regexp.Regexp
+		for _, r := range runs {
+			re, err := regexp.Compile(r)
+			if err != nil {
+				return fmt.Errorf("--run %q: %w", r, err)
+			}
+			res = append(res, re)
+		}
+		var all []rulestest.CaseResult
+		failed := 0
+		for _, path := range files {
+			f, err := rulestest.Load(path)
+			if err != nil {
+				fmt.Fprintln(e.stderr, err)
+				failed++
+				continue
+			}
+			tmpl, err := templateSet(f.RuleDir, templates)
+			if err != nil {
+				return err
+			}
+			results := f.Run(ctx, rulestest.Options{Run: res, Templates: tmpl})
+			all = append(all, results...)
+			for i := range results {
+				r := &results[i]
+				if r.Passed() {
+					fmt.Fprintf(e.stdout, "  PASS %s: %s\n", path, r.Name)
+					continue
+				}
+				failed++
+				fmt.Fprint(e.stdout, r.Format())
+			}
+		}
+		if junit != "" {
+			if err := os.WriteFile(junit, rulestest.JUnit(all), 0o644); err != nil {
+				return fmt.Errorf("write --junit: %w", err)
+			}
+		}
+		if failed > 0 {
+			fmt.Fprintf(e.stdout, "FAILED: %d of %d tests\n", failed, len(all))
+			return failure{ExitFailures}
+		}
+		fmt.Fprintf(e.stdout, "SUCCESS: %d tests\n", len(all))
+		return nil
+	}))
+}
+
+// templateSet lists the template names available to a pack: the files of
+// the templates directory, by name without extension. It returns nil (no
+// check) when there is no such directory and none was asked for.
+func templateSet(ruleDir, dir string) (map[string]bool, error) {
+	explicit := dir != ""
+	if !explicit {
+		dir = filepath.Join(ruleDir, "..", "templates")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read templates: %w", err)
+	}
+	return templateNames(entries), nil
+}
+
+func templateNames(entries []fs.DirEntry) map[string]bool {
+	out := map[string]bool{}
+	for _, en := range entries {
+		n := en.Name()
+		if en.IsDir() || strings.HasPrefix(n, ".") {
+			continue
+		}
+		switch filepath.Ext(n) {
+		case ".html", ".tmpl", ".gohtml":
+			out[strings.TrimSuffix(n, filepath.Ext(n))] = true
+		}
+	}
+	return out
+}
