@@ -417,8 +417,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, part)
 		}
 	}
+	endStart := time.Now()
 	committed, err := s.End(ctx, kgo.TryCommit)
 	wg.Wait()
+	p.cfg.Logger.Debug("transaction ended", "seconds", time.Since(endStart).Seconds(), "batch_seconds", time.Since(start).Seconds())
 	if err == nil && perr != nil {
 		err = perr
 	}

@@ -194,6 +194,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	play := func(in *instance, recs ...processor.TimedRecord) {
 		t.Helper()
+		begin := time.Now()
+		defer func() { t.Logf("play took %v", time.Since(begin)) }()
 		sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
 		if err := sim.Play(ctx, recs); err != nil {
 			t.Fatal(err)
