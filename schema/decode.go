@@ -59,7 +59,9 @@ func DecodeEvent(b []byte) (Event, error) {
 		}
 		return Event{}, invalid(ReasonNotJSON, "", "record is not a JSON object")
 	}
-	var w wire
+	// Non-nil maps: the decoder fills them as they are, where it would
+	// otherwise allocate room for 64 entries.
+	w := wire{Properties: map[string]any{}, Traits: map[string]any{}}
 	rest, err := json.Parse(b, &w, json.DontMatchCaseInsensitiveStructFields)
 	if err != nil {
 		return Event{}, decodeError(err)
@@ -137,6 +139,12 @@ func jsonKind(v string) string {
 }
 
 func fromWire(w *wire, raw []byte) (Event, error) {
+	if len(w.Properties) == 0 {
+		w.Properties = nil
+	}
+	if len(w.Traits) == 0 {
+		w.Traits = nil
+	}
 	ev := Event{
 		MessageID:   w.MessageID,
 		Type:        w.Type,
