@@ -46,7 +46,7 @@ func (p *Processor) partitionDir(id int32) string {
 // its last stable offset.
 func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
 	start := time.Now()
-	db, err := store.Open(p.partitionDir(id), store.Options{Logger: p.cfg.Logger})
+	db, err := store.Open(p.partitionDir(id), store.Options{Logger: p.cfg.Logger, NoWAL: true})
 	if err != nil {
 		return nil, err
 	}
@@ -171,12 +171,13 @@ func (p *Processor) restore(ctx context.Context, part *partition) (int64, error)
 	return n, nil
 }
 
+// close flushes the store (it has no write-ahead log) and closes it.
 func (part *partition) close() error {
 	if part.batch != nil {
 		part.batch.Discard()
 		part.batch = nil
 	}
-	return part.db.Close()
+	return errors.Join(part.db.Flush(), part.db.Close())
 }
 
 // errFenced reports that another instance took over this instance's

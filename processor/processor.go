@@ -453,6 +453,11 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 		part.batch = nil
 		part.committed = part.consumed
 		out := outs[id]
+		for _, h := range out.Erased {
+			if err := part.db.PurgeUser(ctx, h); err != nil {
+				p.cfg.Logger.Warn("purge erased user from store files", "partition", id, "err", err)
+			}
+		}
 		p.m.record(ctx, &out)
 		for _, e := range out.Errors {
 			p.cfg.Logger.Warn("rule evaluation failed", "partition", id, "err", e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -72,7 +73,14 @@ func start(t *testing.T, cfg processor.Config) *instance {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { in.done <- p.Run(ctx) }()
+	go func() {
+		err := p.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "processor stopped: %v\n", err)
+			t.Errorf("processor stopped: %v", err)
+		}
+		in.done <- err
+	}()
 	t.Cleanup(func() { in.stop(t) })
 	return in
 }

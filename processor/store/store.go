@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,12 +29,18 @@ type Options struct {
 	// Sync makes every applied batch durable before Apply returns. The live
 	// driver leaves it off: the changelog topic is the durable copy.
 	Sync bool
+	// NoWAL turns Pebble's write-ahead log off. Safe where the changelog
+	// is the durable copy: a crash loses the memtable, but the checkpoint
+	// written with it goes too, so the store restores from the older
+	// checkpoint. It also keeps erased values out of log files.
+	NoWAL bool
 }
 
 // DB is one partition's store.
 type DB struct {
-	db   *pebble.DB
-	sync bool
+	db    *pebble.DB
+	sync  bool
+	noWAL bool
 }
 
 // Open opens (or creates) the store in dir.
@@ -48,6 +55,7 @@ func Open(dir string, o Options) (*DB, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{o.Logger},
 		FS:                 o.FS,
+		DisableWAL:         o.NoWAL,
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	opts.EnsureDefaults()
@@ -55,7 +63,7 @@ func Open(dir string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
-	return &DB{db: db, sync: o.Sync}, nil
+	return &DB{db: db, sync: o.Sync && !o.NoWAL, noWAL: o.NoWAL}, nil
 }
 
 // Close closes the store.
@@ -219,11 +227,38 @@ func (d *DB) DeleteAll() error {
 	if err := b.DeleteRange([]byte{0}, []byte{0xff}, nil); err != nil {
 		return err
 	}
+	if d.noWAL {
+		if err := d.db.Apply(b, pebble.NoSync); err != nil {
+			return err
+		}
+		return d.db.Flush()
+	}
 	return d.db.Apply(b, pebble.Sync)
 }
 
 // Flush makes everything applied so far durable on disk.
 func (d *DB) Flush() error { return d.db.Flush() }
+
+// Purge rewrites the files holding a key range so that overwritten and
+// deleted values are physically gone, not only shadowed: after an erasure,
+// no byte of the user's old state stays on disk.
+func (d *DB) Purge(ctx context.Context, start, end []byte) error {
+	if err := d.db.Compact(ctx, start, end, false); err != nil {
+		return fmt.Errorf("purge erased state: %w", err)
+	}
+	return nil
+}
+
+// PurgeUser purges a user's key and the reorder buffer, where their
+// waiting events were.
+func (d *DB) PurgeUser(ctx context.Context, h Hash) error {
+	k := UserKey(h)
+	end := append(append([]byte(nil), k...), 0)
+	if err := d.Purge(ctx, k, end); err != nil {
+		return err
+	}
+	return d.Purge(ctx, []byte{prefixBuffer}, prefixEnd(prefixBuffer))
+}
 
 // Metrics returns Pebble's metrics.
 func (d *DB) Metrics() *pebble.Metrics { return d.db.Metrics() }

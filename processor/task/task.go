@@ -39,6 +39,9 @@ type Output struct {
 	Stats        Stats
 	// Errors are rule evaluation errors (positions only, no user data).
 	Errors []error
+	// Erased lists the users erased in this batch: once the batch is
+	// applied, their old values should be purged from the store's files.
+	Erased []store.Hash
 }
 
 // Config configures a task.
@@ -259,6 +262,7 @@ func (t *Task) erase(h store.Hash, e *entry) {
 	t.dirty[h] = true
 	t.timers.Set(h, time.Time{})
 	t.out.Stats.Erased++
+	t.out.Erased = append(t.out.Erased, h)
 	// Events of this user still waiting would only be dropped later;
 	// drop them now so their bytes leave the store at the next Flush.
 	t.buf.Remove(func(it eventtime.Item) bool {
