@@ -2,8 +2,8 @@ package render
 
 import (
 	"bytes"
-	htmltemplate "html/template"
 	"fmt"
+	htmltemplate "html/template"
 	"io/fs"
 	"path"
 	"sort"
