@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	sendgridgo "github.com/sendgrid/sendgrid-go"
 	"github.com/sendgrid/rest"
+	sendgridgo "github.com/sendgrid/sendgrid-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -293,7 +293,7 @@ func (c *Client) Send(ctx context.Context, msgs []render.Message, j Journal) ([]
 func (c *Client) group(msgs []render.Message) [][]int {
 	type key struct {
 		tmpl, from, fromName, reply, replyName, cats string
-		asm                                       int
+		asm                                          int
 	}
 	var out [][]int
 	open := map[key]int{}
