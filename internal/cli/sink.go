@@ -181,9 +181,7 @@ func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transp
 		cfg.BaseURL = f.sgURL
 		cfg.Logger = e.logger()
 		cfg.Meter = tel.MeterProvider()
-		if f.sgTimeout > 0 {
-			cfg.HTTPClient = &http.Client{Timeout: f.sgTimeout}
-		}
+		cfg.Timeout = f.sgTimeout
 		c, err := sendgrid.New(cfg)
 		if err != nil {
 			return nil, e.usage("%v", err)

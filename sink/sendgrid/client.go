@@ -39,9 +39,11 @@ type Config struct {
 	APIKey APIKey
 	// BaseURL is the API host. Default DefaultBaseURL.
 	BaseURL string
-	// HTTPClient makes the requests. Default: a client with a 30 s overall
-	// timeout, 10 s to connect and for the TLS handshake.
+	// HTTPClient makes the requests. Default: a client with a Timeout
+	// overall, 10 s to connect and for the TLS handshake.
 	HTTPClient *http.Client
+	// Timeout bounds one request of the default HTTPClient. Default 30 s.
+	Timeout time.Duration
 	// BatchSize is the most personalizations per request, 1 to 1000.
 	// Default 1000; 1 sends one request per message.
 	BatchSize int
@@ -160,14 +162,17 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("sendgrid: base URL %q is not an http(s) URL", cfg.BaseURL)
 	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{
-			Timeout: 30 * time.Second,
+			Timeout: cfg.Timeout,
 			Transport: &http.Transport{
 				Proxy:                 http.ProxyFromEnvironment,
 				DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 				TLSHandshakeTimeout:   10 * time.Second,
-				ResponseHeaderTimeout: 30 * time.Second,
+				ResponseHeaderTimeout: cfg.Timeout,
 				MaxIdleConnsPerHost:   16,
 				IdleConnTimeout:       90 * time.Second,
 				ForceAttemptHTTP2:     true,
