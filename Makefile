@@ -34,6 +34,8 @@ bench:
 ## fuzz: a short run of every fuzz target (seeds are committed)
 fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
+	$(GO) test ./sink/render -run '^$$' -fuzz FuzzLoadMapping -fuzztime 30s
+	$(GO) test ./sink/webhook -run '^$$' -fuzz FuzzParseEvents -fuzztime 30s
 
 ## rewrite: regenerate datadriven golden files after an intended change
 rewrite:

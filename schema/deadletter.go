@@ -25,6 +25,11 @@ const (
 	ReasonRejected Reason = "rejected"
 	// ReasonRetriesExhausted: the retry budget ran out.
 	ReasonRetriesExhausted Reason = "retries_exhausted"
+	// ReasonOutcomeUnknown: the request carrying the message reached the
+	// provider, or may have, but no answer came back (the connection broke,
+	// the sink stopped mid-request). The message may have been delivered;
+	// the sink does not send it again.
+	ReasonOutcomeUnknown Reason = "outcome_unknown"
 )
 
 // DeadLetter is a refused record: the original bytes, where they came from,

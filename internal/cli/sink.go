@@ -1,6 +1,210 @@
 package cli
 
-import "github.com/alecthomas/kingpin/v2"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"time"
 
-// registerSink is filled in when the sink command lands.
-func registerSink(*kingpin.Application, *env) {}
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/microtrigger/microtrigger/internal/telemetry"
+	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/sink"
+	"github.com/microtrigger/microtrigger/sink/localmail"
+	"github.com/microtrigger/microtrigger/sink/render"
+	"github.com/microtrigger/microtrigger/sink/sendgrid"
+	"github.com/microtrigger/microtrigger/sink/webhook"
+)
+
+// envSendGridKey holds the SendGrid API key when no key file is given.
+const envSendGridKey = "MICROTRIGGER_SENDGRID_API_KEY"
+
+type sinkFlags struct {
+	kafka       kafkaFlags
+	cfg         sink.Config
+	instanceID  string
+	transport   string
+	out         string
+	templates   string
+	from        string
+	sgTemplates string
+	sgURL       string
+	sgKeyFile   string
+	sg          sendgrid.Config
+	sgTimeout   time.Duration
+	eventsTopic string
+	hookListen  string
+	hookKeyFile string
+	hookMaxAge  time.Duration
+	hookMaxBody int64
+	metricsAddr string
+}
+
+func registerSink(app *kingpin.Application, e *env) {
+	var f sinkFlags
+	cmd := app.Command("sink", "Run the delivery worker: send-commands in, email out (SendGrid, console or .eml files); serves SendGrid's event webhook.")
+	addKafkaFlags(cmd, &f.kafka, "")
+	cmd.Flag("group", "Consumer group.").Default("microtrigger-sink").StringVar(&f.cfg.Group)
+	cmd.Flag("instance-id", "Static group membership id, stable per instance (e.g. the pod name): a restarted instance takes its partitions back at once.").StringVar(&f.instanceID)
+	cmd.Flag("state-dir", "Directory for the ledger's Pebble stores (rebuilt from the changelog when empty).").Required().StringVar(&f.cfg.StateDir)
+	cmd.Flag("transport", "Where email goes: console (print), file (.eml files in --out) or sendgrid.").Default("console").EnumVar(&f.transport, "console", "file", "sendgrid")
+	cmd.Flag("out", "Directory of the file transport's .eml files.").Default("out/mail").StringVar(&f.out)
+	cmd.Flag("templates", "Local html/template directory of the console and file transports (default: the built-in templates).").StringVar(&f.templates)
+	cmd.Flag("from", "Sender of the console and file transports' emails.").Default("microtrigger@localhost").StringVar(&f.from)
+	cmd.Flag("sendgrid.templates", "SendGrid mapping file: template name to dynamic template id, sender, categories.").StringVar(&f.sgTemplates)
+	cmd.Flag("sendgrid.url", "SendGrid API base URL.").Default(sendgrid.DefaultBaseURL).StringVar(&f.sgURL)
+	cmd.Flag("sendgrid.api-key-file", "File holding the SendGrid API key (else $"+envSendGridKey+"). Never given as a flag value.").StringVar(&f.sgKeyFile)
+	cmd.Flag("sendgrid.rate-limit", "Most mail send requests started per second (negative: unlimited).").Default("50").Float64Var(&f.sg.RateLimit)
+	cmd.Flag("sendgrid.rate-burst", "Requests allowed at once above the rate.").Default("10").IntVar(&f.sg.RateBurst)
+	cmd.Flag("sendgrid.batch-size", "Most personalizations per request (1 to 1000).").Default("1000").IntVar(&f.sg.BatchSize)
+	cmd.Flag("sendgrid.concurrency", "Requests in flight at once.").Default("4").IntVar(&f.sg.Concurrency)
+	cmd.Flag("sendgrid.max-attempts", "Attempts per request before its messages are dead-lettered (retries_exhausted).").Default("8").IntVar(&f.sg.MaxAttempts)
+	cmd.Flag("sendgrid.retry-budget", "Longest time spent retrying one request.").Default("15m").DurationVar(&f.sg.RetryBudget)
+	cmd.Flag("sendgrid.timeout", "Timeout of one request.").Default("30s").DurationVar(&f.sgTimeout)
+	cmd.Flag("ledger.retention", "How long a sent command id is remembered.").Default("720h").DurationVar(&f.cfg.LedgerRetention)
+	cmd.Flag("topic.commands", "Input topic.").Default(schema.TopicCommands).StringVar(&f.cfg.Topics.Commands)
+	cmd.Flag("topic.commands-dlq", "Dead-letter topic for undeliverable commands.").Default(schema.TopicCommandsDLQ).StringVar(&f.cfg.Topics.CommandsDLQ)
+	cmd.Flag("topic.changelog", "The ledger's compacted changelog, co-partitioned with send-commands.").Default(schema.TopicSinkChangelog).StringVar(&f.cfg.Topics.Changelog)
+	cmd.Flag("topic.events", "Topic the webhook publishes into.").Default(schema.TopicEvents).StringVar(&f.eventsTopic)
+	cmd.Flag("webhook.listen", "Address serving SendGrid's event webhook at /sendgrid/events (empty: none).").StringVar(&f.hookListen)
+	cmd.Flag("webhook.public-key-file", "SendGrid's webhook verification key (PEM, or the base64 string of its settings page).").StringVar(&f.hookKeyFile)
+	cmd.Flag("webhook.max-age", "Refuse webhook requests whose timestamp is further from now than this.").Default("10m").DurationVar(&f.hookMaxAge)
+	cmd.Flag("webhook.max-body", "Largest webhook body in bytes.").Default("8388608").Int64Var(&f.hookMaxBody)
+	cmd.Flag("metrics.listen", "Address serving /metrics, /healthz and /readyz (empty: none).").Default(":9465").StringVar(&f.metricsAddr)
+	cmd.Action(e.selects(func(ctx context.Context) error { return e.sink(ctx, &f) }))
+}
+
+// usage reports a flag problem: exit code 2.
+func (e *env) usage(format string, args ...any) error {
+	fmt.Fprintf(e.stderr, "microtrigger sink: "+format+"\n", args...)
+	return failure{code: ExitUsage}
+}
+
+func (e *env) sink(ctx context.Context, f *sinkFlags) error {
+	kopts, err := f.kafka.opts()
+	if err != nil {
+		return e.usage("%v", err)
+	}
+	logger := e.logger()
+	tel, err := telemetry.New()
+	if err != nil {
+		return err
+	}
+	transport, err := e.sinkTransport(f, tel)
+	if err != nil {
+		return err
+	}
+	if f.hookListen != "" && f.hookKeyFile == "" {
+		return e.usage("--webhook.listen needs --webhook.public-key-file")
+	}
+	cfg := f.cfg
+	cfg.Kafka = kopts
+	if f.instanceID != "" {
+		cfg.Kafka = append(append([]kgo.Opt{}, kopts...), kgo.InstanceID(f.instanceID))
+	}
+	cfg.Transport = transport
+	cfg.Logger = logger
+	cfg.Meter = tel.MeterProvider()
+	s, err := sink.New(cfg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error { return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(s.Ready)) })
+	if f.hookListen != "" {
+		keyPEM, err := os.ReadFile(f.hookKeyFile)
+		if err != nil {
+			return e.usage("read --webhook.public-key-file: %v", err)
+		}
+		pub, err := webhook.ParsePublicKey(keyPEM)
+		if err != nil {
+			return e.usage("%v", err)
+		}
+		producer, err := kgo.NewClient(kopts...)
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		h, err := webhook.New(webhook.Config{
+			PublicKey: pub, Producer: producer, Topic: f.eventsTopic, MaxAge: f.hookMaxAge, MaxBody: f.hookMaxBody,
+			Logger: logger, Meter: tel.MeterProvider(),
+		})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", f.hookListen)
+		if err != nil {
+			return fmt.Errorf("listen for the webhook on %s: %w", f.hookListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/sendgrid/events", h)
+		logger.Info("webhook listening", "addr", ln.Addr().String(), "path", "/sendgrid/events")
+		g.Go(func() error { return telemetry.ServeListener(gctx, ln, mux) })
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transport, error) {
+	if f.transport == "sendgrid" {
+		if f.sgTemplates == "" {
+			return nil, e.usage("--transport sendgrid needs --sendgrid.templates")
+		}
+		b, err := os.ReadFile(f.sgTemplates)
+		if err != nil {
+			return nil, e.usage("read --sendgrid.templates: %v", err)
+		}
+		m, err := render.LoadMapping(b)
+		if err != nil {
+			return nil, e.usage("%s: %v", f.sgTemplates, err)
+		}
+		key, err := readSecret(f.sgKeyFile, envSendGridKey)
+		if err != nil {
+			return nil, e.usage("%v", err)
+		}
+		if key == "" {
+			return nil, e.usage("no SendGrid API key: set --sendgrid.api-key-file or $%s", envSendGridKey)
+		}
+		cfg := f.sg
+		cfg.APIKey = sendgrid.APIKey(key)
+		cfg.BaseURL = f.sgURL
+		cfg.Logger = e.logger()
+		cfg.Meter = tel.MeterProvider()
+		cfg.Timeout = f.sgTimeout
+		c, err := sendgrid.New(cfg)
+		if err != nil {
+			return nil, e.usage("%v", err)
+		}
+		return sink.SendGrid(c, m), nil
+	}
+	var tfs fs.FS = e.assets.Templates
+	if f.templates != "" {
+		tfs = os.DirFS(f.templates)
+	}
+	if tfs == nil {
+		return nil, e.usage("no templates: set --templates")
+	}
+	l, err := render.LoadLocal(tfs, render.Address{Email: f.from})
+	if err != nil {
+		return nil, e.usage("%v", err)
+	}
+	if f.transport == "file" {
+		d, err := localmail.NewDir(f.out, nil)
+		if err != nil {
+			return nil, err
+		}
+		return sink.Files(d, l), nil
+	}
+	return sink.Console(e.stdout, l), nil
+}

@@ -1,0 +1,188 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/sink/ledger"
+	"github.com/microtrigger/microtrigger/sink/render"
+	"github.com/microtrigger/microtrigger/sink/sendgrid"
+)
+
+// item is a command on its way to the transport.
+type item struct {
+	rec *kgo.Record
+	cmd schema.SendCommand
+}
+
+// process settles one poll: every record is delivered, skipped as a
+// duplicate, or dead-lettered, and the ledger records it, before it
+// returns nil.
+func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	c := &s.cfg
+	var (
+		items      []item
+		msgs       []render.Message
+		dead       []*kgo.Record
+		unknown    []ledger.Change // recorded Unknown once dead-lettered
+		duplicates int
+		seen       = make(map[string]bool, len(recs))
+		partOf     = make(map[string]int32, len(recs))
+	)
+	deadLetter := func(r *kgo.Record, reason schema.Reason, msg string) {
+		dead = append(dead, s.deadLetter(r, reason, msg))
+	}
+	for _, r := range recs {
+		cmd, err := schema.UnmarshalCommand(r.Value)
+		if err != nil {
+			deadLetter(r, schema.ReasonBadCommand, sendgrid.Sanitize(err.Error()))
+			continue
+		}
+		if seen[cmd.ID] {
+			duplicates++
+			continue
+		}
+		seen[cmd.ID] = true
+		e, ok, err := s.ledger.Get(r.Partition, cmd.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			switch e.State {
+			case ledger.Sent, ledger.Unknown:
+				duplicates++
+				c.Logger.Debug("duplicate command skipped", "command", cmd.ID, "state", e.State.String())
+				continue
+			case ledger.InFlight:
+				// A request carrying it was made and its answer never
+				// recorded: a run of the sink stopped mid-request.
+				c.Logger.Warn("command was in flight when a previous run stopped; not sending it again",
+					"command", cmd.ID, "since", e.At)
+				deadLetter(r, schema.ReasonOutcomeUnknown, fmt.Sprintf(
+					"outcome unknown: a request carrying this command was in flight since %s when the sink stopped; SendGrid may have accepted it, so it is not sent again",
+					schema.FormatTime(e.At)))
+				unknown = append(unknown, ledger.Change{Partition: r.Partition, ID: cmd.ID})
+				continue
+			}
+		}
+		msg, err := c.Transport.Render(&cmd)
+		if err != nil {
+			reason := schema.ReasonBadCommand
+			if errors.Is(err, render.ErrUnknownTemplate) {
+				reason = schema.ReasonUnknownTemplate
+			}
+			deadLetter(r, reason, sendgrid.Sanitize(err.Error()))
+			continue
+		}
+		partOf[cmd.ID] = r.Partition
+		items = append(items, item{rec: r, cmd: cmd})
+		msgs = append(msgs, msg)
+	}
+
+	var (
+		results   []sendgrid.Result
+		derr      error
+		delivered []schema.SendCommand
+	)
+	if len(msgs) > 0 {
+		results, derr = c.Transport.Deliver(ctx, msgs, &journal{s: s, partOf: partOf})
+		for i, res := range results {
+			it := &items[i]
+			switch res.Outcome {
+			case sendgrid.Accepted:
+				delivered = append(delivered, it.cmd)
+			case sendgrid.Rejected:
+				deadLetter(it.rec, schema.ReasonRejected, res.Message)
+			case sendgrid.Exhausted:
+				deadLetter(it.rec, schema.ReasonRetriesExhausted, res.Message)
+			case sendgrid.Unknown:
+				deadLetter(it.rec, schema.ReasonOutcomeUnknown, res.Message)
+				unknown = append(unknown, ledger.Change{Partition: it.rec.Partition, ID: it.cmd.ID})
+			}
+		}
+	}
+	// Dead letters first, then the Unknown marks: a crash in between
+	// dead-letters the command again rather than never.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if len(dead) > 0 {
+		if err := cl.ProduceSync(wctx, dead...).FirstErr(); err != nil {
+			return errors.Join(derr, fmt.Errorf("sink: write dead letters: %w", err))
+		}
+		for _, d := range dead {
+			reason := string(d.Headers[0].Value)
+			s.metrics.dlq.Add(ctx, 1, reasonAttr(reason))
+			s.metrics.send(ctx, reason, 1)
+		}
+	}
+	if len(unknown) > 0 {
+		at := c.Now()
+		for i := range unknown {
+			unknown[i].Entry = &ledger.Entry{State: ledger.Unknown, At: at}
+		}
+		if err := s.ledger.Record(wctx, unknown...); err != nil {
+			return errors.Join(derr, err)
+		}
+	}
+	s.metrics.send(ctx, resultDelivered, len(delivered))
+	s.metrics.send(ctx, resultDuplicate, duplicates)
+	if len(delivered) > 0 || len(dead) > 0 {
+		c.Logger.Debug("batch settled", "records", len(recs), "delivered", len(delivered), "dead_letters", len(dead), "duplicates", duplicates)
+	}
+	if c.OnDelivered != nil {
+		for _, cmd := range delivered {
+			c.OnDelivered(cmd)
+		}
+	}
+	return derr
+}
+
+// deadLetter builds the commands-dlq record of r.
+func (s *Sink) deadLetter(r *kgo.Record, reason schema.Reason, msg string) *kgo.Record {
+	d := schema.DeadLetter{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Reason: reason, Message: msg}
+	s.cfg.Logger.Warn("command dead-lettered", "reason", string(reason), "message", msg, "partition", r.Partition, "offset", r.Offset)
+	hs := d.Headers()
+	out := &kgo.Record{Topic: s.cfg.Topics.CommandsDLQ, Key: r.Key, Value: r.Value, Headers: make([]kgo.RecordHeader, len(hs))}
+	for i, h := range hs {
+		out.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+	}
+	return out
+}
+
+// journal records every attempt in the ledger: InFlight before, Sent or
+// cleared after. An unknown outcome stays InFlight until its dead letter is
+// written.
+type journal struct {
+	s      *Sink
+	partOf map[string]int32
+}
+
+func (j *journal) changes(msgs []render.Message, e *ledger.Entry) []ledger.Change {
+	out := make([]ledger.Change, len(msgs))
+	for i, m := range msgs {
+		out[i] = ledger.Change{Partition: j.partOf[m.CommandID], ID: m.CommandID, Entry: e}
+	}
+	return out
+}
+
+func (j *journal) Attempt(ctx context.Context, msgs []render.Message) error {
+	return j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.InFlight, At: j.s.cfg.Now()})...)
+}
+
+func (j *journal) Settle(ctx context.Context, msgs []render.Message, st sendgrid.Settlement) error {
+	// Recording what happened must not be cut short by a stop.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	switch st {
+	case sendgrid.SettledAccepted:
+		return j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.Sent, At: j.s.cfg.Now()})...)
+	case sendgrid.SettledNotAccepted:
+		return j.s.ledger.Record(ctx, j.changes(msgs, nil)...)
+	}
+	return nil
+}

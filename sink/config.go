@@ -1,0 +1,107 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// Topics names the topics the sink reads and writes.
+type Topics struct {
+	Commands    string // default schema.TopicCommands
+	CommandsDLQ string // default schema.TopicCommandsDLQ
+	Changelog   string // the ledger's; default schema.TopicSinkChangelog
+}
+
+// Config configures a Sink. New fills the zero fields with the documented
+// defaults, on a copy.
+type Config struct {
+	// Kafka are the client options: seed brokers, TLS, SASL. Required.
+	Kafka []kgo.Opt
+	// Group is the consumer group. Default "microtrigger-sink".
+	Group string
+	// Topics; zero fields take the contract's names.
+	Topics Topics
+	// StateDir holds the ledger's Pebble stores. Required. It may be empty
+	// or lost: the ledger rebuilds from its changelog.
+	StateDir string
+	// Transport renders and delivers. Required: see SendGrid, Console,
+	// Files.
+	Transport Transport
+	// MaxBatch is the most records processed per poll. Default 1000.
+	MaxBatch int
+	// LedgerRetention is how long a settled command id is remembered.
+	// Default 30 days. Commands re-emitted after that would be sent again.
+	LedgerRetention time.Duration
+	// ExpireEvery is how often expired ledger entries are removed.
+	// Default 1 hour.
+	ExpireEvery time.Duration
+	// Now is the clock of the ledger's timestamps. Default time.Now.
+	Now func() time.Time
+	// Logger; default discard.
+	Logger *slog.Logger
+	// Meter receives the microtrigger_sink_* metrics; default no-op.
+	Meter metric.MeterProvider
+	// OnDelivered, when set, is called with each command the transport
+	// accepted, after the ledger recorded it as sent. It runs on the
+	// delivery loop: keep it short.
+	OnDelivered func(schema.SendCommand)
+}
+
+func (c *Config) withDefaults() {
+	if c.Group == "" {
+		c.Group = "microtrigger-sink"
+	}
+	if c.Topics.Commands == "" {
+		c.Topics.Commands = schema.TopicCommands
+	}
+	if c.Topics.CommandsDLQ == "" {
+		c.Topics.CommandsDLQ = schema.TopicCommandsDLQ
+	}
+	if c.Topics.Changelog == "" {
+		c.Topics.Changelog = schema.TopicSinkChangelog
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+	}
+	if c.LedgerRetention <= 0 {
+		c.LedgerRetention = 30 * 24 * time.Hour
+	}
+	if c.ExpireEvery <= 0 {
+		c.ExpireEvery = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Meter == nil {
+		c.Meter = noop.NewMeterProvider()
+	}
+}
+
+// Validate reports every problem of c.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Kafka) == 0 {
+		errs = append(errs, fmt.Errorf("sink: no Kafka options (seed brokers)"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, fmt.Errorf("sink: no state directory"))
+	}
+	if c.Transport == nil {
+		errs = append(errs, fmt.Errorf("sink: no transport"))
+	}
+	if c.Topics.Changelog == c.Topics.Commands || c.Topics.CommandsDLQ == c.Topics.Commands {
+		errs = append(errs, fmt.Errorf("sink: the dead-letter and changelog topics must differ from %s", c.Topics.Commands))
+	}
+	return errors.Join(errs...)
+}

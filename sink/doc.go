@@ -1,0 +1,35 @@
+// Package sink is microtrigger's delivery worker: it consumes send-commands
+// (read_committed, in a consumer group), skips every command id its ledger
+// has already settled, renders each command, hands the messages to a
+// transport (SendGrid, or the console and file transports used in
+// development) and dead-letters what cannot be delivered into
+// commands-dlq with a reason.
+//
+// # Where things go
+//
+//	send-commands ─▶ Sink.Run ─▶ sink/ledger (InFlight) ─▶ Transport ─▶ SendGrid v3 / console / .eml files
+//	                      │                                  │
+//	                      │          sink/ledger (Sent) ◀────┘
+//	                      └─▶ commands-dlq (bad_command, unknown_template, rejected,
+//	                                        retries_exhausted, outcome_unknown)
+//
+// SendGrid's event webhook is served by sink/webhook, which publishes back
+// into events; it runs beside the Sink, not inside it.
+//
+// # Delivery guarantee
+//
+// A command id is sent at most once, ever (within the ledger's retention),
+// across restarts, crashes and rebalances; and every command is either
+// delivered or dead-lettered with a reason, none silently lost. Before each
+// request the ledger durably marks its commands InFlight; after the answer
+// it marks them Sent (or clears the mark, when SendGrid accepted nothing and
+// the request is retried or dead-lettered). SendGrid has no idempotency key,
+// so a request whose answer never came (a connection cut or a timeout after
+// the request was written, or a crash of the sink mid-request) is the one
+// ambiguous case: its commands are dead-lettered as outcome_unknown and
+// never sent again. That is at-most-once for the ambiguous window and
+// exactly-once everywhere else.
+//
+// The package does not decide whom to email (the processor does) and does
+// not wrap franz-go: Config.Kafka passes kgo options straight through.
+package sink

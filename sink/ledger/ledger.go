@@ -1,0 +1,544 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrNotAssigned is returned for a partition the ledger has not opened.
+var ErrNotAssigned = errors.New("ledger: partition not assigned")
+
+// State is the delivery state of a command.
+type State byte
+
+// States of an entry; see the package documentation.
+const (
+	InFlight State = 1
+	Sent     State = 2
+	Unknown  State = 3
+)
+
+func (s State) String() string {
+	switch s {
+	case InFlight:
+		return "in_flight"
+	case Sent:
+		return "sent"
+	case Unknown:
+		return "unknown"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Entry is the ledger's record of one command.
+type Entry struct {
+	State State
+	At    time.Time // when the state was recorded
+}
+
+// Change sets (or, with a nil Entry, removes) the entry of a command.
+type Change struct {
+	Partition int32
+	ID        string
+	Entry     *Entry
+}
+
+// Config configures a Ledger.
+type Config struct {
+	// Dir holds one Pebble store per partition (Dir/p-N). Required.
+	Dir string
+	// Topic is the compacted changelog topic. Required.
+	Topic string
+	// Producer writes the changelog. Its partitioner must honour
+	// Record.Partition for Topic: see [Partitioner].
+	Producer *kgo.Client
+	// Kafka are the options of the short-lived clients that read the
+	// changelog on assignment (seed brokers, TLS, SASL).
+	Kafka []kgo.Opt
+	// CacheSize is each store's block cache. Default 32 MiB.
+	CacheSize int64
+	// FS replaces the file system (tests). Default the real one.
+	FS vfs.FS
+	// Logger receives restore progress and Pebble's messages. Default
+	// discard.
+	Logger *slog.Logger
+}
+
+// Ledger holds the open partitions.
+type Ledger struct {
+	cfg   Config
+	mu    sync.RWMutex
+	parts map[int32]*partition
+}
+
+type partition struct {
+	id   int32
+	db   *pebble.DB
+	mu   sync.Mutex // orders offset updates
+	next int64      // next changelog offset to read
+}
+
+// New returns a ledger with no partition open.
+func New(cfg Config) (*Ledger, error) {
+	if cfg.Dir == "" || cfg.Topic == "" || cfg.Producer == nil {
+		return nil, fmt.Errorf("ledger: Dir, Topic and Producer are required")
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 32 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	return &Ledger{cfg: cfg, parts: map[int32]*partition{}}, nil
+}
+
+// Key layout: 'c' + command id → entry; 'm' + "offset" → next changelog
+// offset (8 bytes big endian).
+const (
+	prefixCommand = 'c'
+	prefixMeta    = 'm'
+)
+
+var metaOffset = []byte{prefixMeta, 'o', 'f', 'f', 's', 'e', 't'}
+
+func commandKey(id string) []byte { return append([]byte{prefixCommand}, id...) }
+
+// EncodeEntry is the changelog and store encoding of an entry: the state
+// byte, then the time in unix milliseconds (8 bytes, big endian).
+func EncodeEntry(e Entry) []byte {
+	b := make([]byte, 9)
+	b[0] = byte(e.State)
+	binary.BigEndian.PutUint64(b[1:], uint64(e.At.UnixMilli()))
+	return b
+}
+
+// DecodeEntry decodes EncodeEntry's output.
+func DecodeEntry(b []byte) (Entry, error) {
+	if len(b) != 9 || b[0] < byte(InFlight) || b[0] > byte(Unknown) {
+		return Entry{}, fmt.Errorf("ledger: corrupt entry %x", b)
+	}
+	return Entry{State: State(b[0]), At: time.UnixMilli(int64(binary.BigEndian.Uint64(b[1:]))).UTC()}, nil
+}
+
+// Partitioner returns a partitioner that sends records of topic to the
+// partition they name and partitions every other topic by key with Kafka's
+// default (murmur2) hash.
+func Partitioner(topic string) kgo.Partitioner {
+	return partitioner{topic: topic, def: kgo.StickyKeyPartitioner(nil)}
+}
+
+type partitioner struct {
+	topic string
+	def   kgo.Partitioner
+}
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.topic {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.def.ForTopic(t)
+}
+
+// Assign opens the stores of parts and catches each up with the changelog.
+func (l *Ledger) Assign(ctx context.Context, parts []int32) error {
+	opened := map[int32]*partition{}
+	for _, id := range parts {
+		l.mu.RLock()
+		_, ok := l.parts[id]
+		l.mu.RUnlock()
+		if ok {
+			continue
+		}
+		p, err := l.open(id)
+		if err != nil {
+			closeAll(opened)
+			return err
+		}
+		opened[id] = p
+	}
+	if len(opened) == 0 {
+		return nil
+	}
+	if err := l.restore(ctx, opened); err != nil {
+		closeAll(opened)
+		return err
+	}
+	l.mu.Lock()
+	for id, p := range opened {
+		l.parts[id] = p
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+func closeAll(ps map[int32]*partition) {
+	for _, p := range ps {
+		p.db.Close()
+	}
+}
+
+func (l *Ledger) open(id int32) (*partition, error) {
+	dir := filepath.Join(l.cfg.Dir, "p-"+strconv.Itoa(int(id)))
+	if l.cfg.FS == vfs.Default {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("ledger: create %s: %w", dir, err)
+		}
+	}
+	cache := pebble.NewCache(l.cfg.CacheSize)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		FS:                 l.cfg.FS,
+		Logger:             pebbleLogger{l.cfg.Logger},
+	}
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	opts.EnsureDefaults()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open partition %d store: %w", id, err)
+	}
+	p := &partition{id: id, db: db}
+	v, closer, err := db.Get(metaOffset)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("ledger: read partition %d offset: %w", id, err)
+	default:
+		if len(v) == 8 {
+			p.next = int64(binary.BigEndian.Uint64(v))
+		}
+		closer.Close()
+	}
+	return p, nil
+}
+
+// restore reads each partition's changelog from its stored offset to the
+// end offset listed at the start.
+func (l *Ledger) restore(ctx context.Context, parts map[int32]*partition) error {
+	adm := kadm.NewClient(l.cfg.Producer)
+	ends, err := adm.ListEndOffsets(ctx, l.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("ledger: list changelog end offsets: %w", err)
+	}
+	if err := ends.Error(); err != nil {
+		return fmt.Errorf("ledger: list changelog end offsets: %w", err)
+	}
+	want := map[int32]kgo.Offset{}
+	end := map[int32]int64{}
+	for id, p := range parts {
+		o, ok := ends.Lookup(l.cfg.Topic, id)
+		if !ok {
+			return fmt.Errorf("ledger: changelog %s has no partition %d", l.cfg.Topic, id)
+		}
+		if p.next > o.Offset {
+			// The changelog was recreated or truncated: start over.
+			l.cfg.Logger.Warn("ledger ahead of its changelog, rebuilding", "partition", id, "stored", p.next, "end", o.Offset)
+			if err := p.reset(); err != nil {
+				return err
+			}
+		}
+		if o.Offset > p.next {
+			want[id] = kgo.NewOffset().At(p.next)
+			end[id] = o.Offset
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	start := time.Now()
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, l.cfg.Kafka...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.cfg.Topic: want}),
+	)...)
+	if err != nil {
+		return fmt.Errorf("ledger: changelog reader: %w", err)
+	}
+	defer cl.Close()
+	n := 0
+	for len(end) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fs.EachError(func(_ string, p int32, err error) {
+			ferr = errors.Join(ferr, fmt.Errorf("ledger: read changelog partition %d: %w", p, err))
+		})
+		if ferr != nil {
+			return ferr
+		}
+		var aerr error
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if aerr != nil || len(fp.Records) == 0 {
+				return
+			}
+			p := parts[fp.Partition]
+			changes := make([]Change, 0, len(fp.Records))
+			for _, r := range fp.Records {
+				c, err := decodeRecord(r)
+				if err != nil {
+					aerr = err
+					return
+				}
+				changes = append(changes, c)
+			}
+			last := fp.Records[len(fp.Records)-1].Offset
+			if err := p.apply(changes, last+1); err != nil {
+				aerr = err
+				return
+			}
+			n += len(changes)
+			if last+1 >= end[fp.Partition] {
+				delete(end, fp.Partition)
+			}
+		})
+		if aerr != nil {
+			return aerr
+		}
+	}
+	l.cfg.Logger.Info("ledger restored", "partitions", len(want), "records", n, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func decodeRecord(r *kgo.Record) (Change, error) {
+	if len(r.Key) == 0 {
+		return Change{}, fmt.Errorf("ledger: changelog record %d/%d has no key", r.Partition, r.Offset)
+	}
+	c := Change{Partition: r.Partition, ID: string(r.Key)}
+	if r.Value != nil {
+		e, err := DecodeEntry(r.Value)
+		if err != nil {
+			return Change{}, fmt.Errorf("changelog record %d/%d: %w", r.Partition, r.Offset, err)
+		}
+		c.Entry = &e
+	}
+	return c, nil
+}
+
+// reset empties a partition's store.
+func (p *partition) reset() error {
+	b := p.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte{prefixCommand}, []byte{prefixCommand + 1}, nil); err != nil {
+		return err
+	}
+	if err := b.Delete(metaOffset, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("ledger: reset partition %d: %w", p.id, err)
+	}
+	p.next = 0
+	return nil
+}
+
+// apply writes changes and the offset they reach, atomically. The stored
+// offset never moves back.
+func (p *partition) apply(changes []Change, next int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.db.NewBatch()
+	defer b.Close()
+	for _, c := range changes {
+		var err error
+		if c.Entry == nil {
+			err = b.Delete(commandKey(c.ID), nil)
+		} else {
+			err = b.Set(commandKey(c.ID), EncodeEntry(*c.Entry), nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if next > p.next {
+		var off [8]byte
+		binary.BigEndian.PutUint64(off[:], uint64(next))
+		if err := b.Set(metaOffset, off[:], nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("ledger: apply to partition %d: %w", p.id, err)
+	}
+	if next > p.next {
+		p.next = next
+	}
+	return nil
+}
+
+func (l *Ledger) part(id int32) (*partition, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	p, ok := l.parts[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrNotAssigned, id)
+	}
+	return p, nil
+}
+
+// Get returns the entry of a command in a partition, and whether there is
+// one.
+func (l *Ledger) Get(partition int32, id string) (Entry, bool, error) {
+	p, err := l.part(partition)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	v, closer, err := p.db.Get(commandKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("ledger: read: %w", err)
+	}
+	defer closer.Close()
+	e, err := DecodeEntry(v)
+	return e, err == nil, err
+}
+
+// Record writes changes to the changelog, waits for the brokers to
+// acknowledge them, then applies them to the stores. When it returns nil
+// the changes survive a crash of this process.
+func (l *Ledger) Record(ctx context.Context, changes ...Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	byPart := map[int32][]Change{}
+	for _, c := range changes {
+		if _, err := l.part(c.Partition); err != nil {
+			return err
+		}
+		byPart[c.Partition] = append(byPart[c.Partition], c)
+	}
+	recs := make([]*kgo.Record, len(changes))
+	for i, c := range changes {
+		r := &kgo.Record{Topic: l.cfg.Topic, Partition: c.Partition, Key: []byte(c.ID)}
+		if c.Entry != nil {
+			r.Value = EncodeEntry(*c.Entry)
+		}
+		recs[i] = r
+	}
+	res := l.cfg.Producer.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		return fmt.Errorf("ledger: write changelog: %w", err)
+	}
+	last := map[int32]int64{}
+	for _, r := range res {
+		if r.Record.Offset+1 > last[r.Record.Partition] {
+			last[r.Record.Partition] = r.Record.Offset + 1
+		}
+	}
+	for id, cs := range byPart {
+		p, err := l.part(id)
+		if err != nil {
+			return err
+		}
+		if err := p.apply(cs, last[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Expire removes entries recorded before cutoff, through the changelog
+// (tombstones). InFlight entries are kept: the sink resolves them when it
+// meets their command again. It returns how many entries it removed.
+func (l *Ledger) Expire(ctx context.Context, cutoff time.Time) (int, error) {
+	l.mu.RLock()
+	ids := make([]int32, 0, len(l.parts))
+	for id := range l.parts {
+		ids = append(ids, id)
+	}
+	l.mu.RUnlock()
+	n := 0
+	for _, id := range ids {
+		p, err := l.part(id)
+		if err != nil {
+			continue // revoked meanwhile
+		}
+		var changes []Change
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixCommand}, UpperBound: []byte{prefixCommand + 1}})
+		if err != nil {
+			return n, fmt.Errorf("ledger: scan partition %d: %w", id, err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			e, err := DecodeEntry(it.Value())
+			if err != nil || (e.State != InFlight && e.At.Before(cutoff)) {
+				changes = append(changes, Change{Partition: id, ID: string(it.Key()[1:])})
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return n, fmt.Errorf("ledger: scan partition %d: %w", id, err)
+		}
+		for len(changes) > 0 {
+			k := min(len(changes), 1000)
+			if err := l.Record(ctx, changes[:k]...); err != nil {
+				return n, err
+			}
+			n += k
+			changes = changes[k:]
+		}
+	}
+	return n, nil
+}
+
+// Revoke closes the stores of parts; their files stay for a later
+// assignment.
+func (l *Ledger) Revoke(parts []int32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, id := range parts {
+		if p, ok := l.parts[id]; ok {
+			errs = append(errs, p.db.Close())
+			delete(l.parts, id)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Assigned lists the open partitions.
+func (l *Ledger) Assigned() []int32 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]int32, 0, len(l.parts))
+	for id := range l.parts {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Close closes every open store.
+func (l *Ledger) Close() error { return l.Revoke(l.Assigned()) }
+
+// pebbleLogger sends Pebble's messages to slog at debug level (fatal ones
+// at error level).
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Warn("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}

@@ -1,0 +1,50 @@
+package sink
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Results counted by microtrigger_sink_sends_total.
+const (
+	resultDelivered = "delivered"
+	resultDuplicate = "duplicate"
+)
+
+// metrics are the sink's instruments. Labels are closed sets: results,
+// dead-letter reasons. Never a user, an address or a key.
+type metrics struct {
+	sends    metric.Int64Counter
+	dlq      metric.Int64Counter
+	batch    metric.Float64Histogram
+	expired  metric.Int64Counter
+	assigned metric.Int64UpDownCounter
+}
+
+func newMetrics(mp metric.MeterProvider) *metrics {
+	m := mp.Meter("github.com/microtrigger/microtrigger/sink")
+	var x metrics
+	x.sends, _ = m.Int64Counter("microtrigger_sink_sends_total",
+		metric.WithDescription("Send-commands handled, by result: delivered, duplicate, or the dead-letter reason."))
+	x.dlq, _ = m.Int64Counter("microtrigger_sink_dlq_total",
+		metric.WithDescription("Commands written to commands-dlq, by reason."))
+	x.batch, _ = m.Float64Histogram("microtrigger_sink_batch_duration_seconds",
+		metric.WithDescription("Time to handle one poll of send-commands, delivery included."), metric.WithUnit("s"))
+	x.expired, _ = m.Int64Counter("microtrigger_sink_ledger_expired_total",
+		metric.WithDescription("Ledger entries removed after the retention period."))
+	x.assigned, _ = m.Int64UpDownCounter("microtrigger_sink_assigned_partitions",
+		metric.WithDescription("send-commands partitions owned by this instance."))
+	return &x
+}
+
+func reasonAttr(r string) metric.AddOption {
+	return metric.WithAttributes(attribute.String("reason", r))
+}
+
+func (m *metrics) send(ctx context.Context, result string, n int) {
+	if n > 0 {
+		m.sends.Add(ctx, int64(n), metric.WithAttributes(attribute.String("result", result)))
+	}
+}

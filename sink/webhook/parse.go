@@ -1,0 +1,95 @@
+package webhook
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/encoding/json"
+)
+
+// Event is one SendGrid webhook event.
+type Event struct {
+	Type       string
+	Timestamp  time.Time
+	EventID    string // sg_event_id
+	URL        string // click
+	Reason     string // bounce, dropped
+	BounceType string // bounce: bounce or blocked
+	// Args are the event's other string fields: the message's custom
+	// arguments (command_id, user_id, trigger, step, template, variant).
+	Args map[string]string
+	// Raw is the event's JSON object.
+	Raw []byte
+}
+
+// known are SendGrid's own fields, never taken for custom arguments.
+var known = map[string]bool{
+	"email": true, "timestamp": true, "event": true, "sg_event_id": true, "sg_message_id": true,
+	"url": true, "url_offset": true, "reason": true, "type": true, "status": true, "response": true,
+	"attempt": true, "category": true, "asm_group_id": true, "ip": true, "useragent": true, "tls": true,
+	"cert_err": true, "smtp-id": true, "marketing_campaign_id": true, "marketing_campaign_name": true,
+	"pool": true, "sg_machine_open": true, "bounce_classification": true,
+}
+
+// MaxEvents bounds the events of one request.
+const MaxEvents = 10000
+
+// ParseEvents decodes a webhook body: a JSON array of event objects, each
+// with a string "event" and a numeric "timestamp" (unix seconds).
+func ParseEvents(body []byte) ([]Event, error) {
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("webhook body is not valid UTF-8")
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, fmt.Errorf("webhook body is not a JSON array: %w", err)
+	}
+	if len(raws) > MaxEvents {
+		return nil, fmt.Errorf("webhook body holds %d events, over %d", len(raws), MaxEvents)
+	}
+	out := make([]Event, 0, len(raws))
+	for i, raw := range raws {
+		var fields map[string]any
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&fields); err != nil || fields == nil {
+			return nil, fmt.Errorf("event %d is not a JSON object", i)
+		}
+		e := Event{Args: map[string]string{}, Raw: raw}
+		var ok bool
+		if e.Type, ok = fields["event"].(string); !ok || e.Type == "" {
+			return nil, fmt.Errorf("event %d: no event type", i)
+		}
+		n, ok := fields["timestamp"].(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("event %d: no numeric timestamp", i)
+		}
+		ts, err := strconv.ParseFloat(string(n), 64)
+		if err != nil || math.IsNaN(ts) || ts < 0 || ts > 253402300799 { // year 9999
+			return nil, fmt.Errorf("event %d: timestamp out of range", i)
+		}
+		sec, frac := math.Modf(ts)
+		e.Timestamp = time.Unix(int64(sec), int64(frac*1e9)).UTC()
+		e.EventID, _ = fields["sg_event_id"].(string)
+		e.URL, _ = fields["url"].(string)
+		e.Reason, _ = fields["reason"].(string)
+		e.BounceType, _ = fields["type"].(string)
+		for k, v := range fields {
+			if known[k] {
+				continue
+			}
+			switch v := v.(type) {
+			case string:
+				e.Args[k] = v
+			case json.Number:
+				e.Args[k] = string(v)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
