@@ -51,12 +51,6 @@ type Text struct {
 // viewers.
 var palette = []string{"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"}
 
-var reasonColor = map[string]string{
-	"no_consent": "#e15759", "unsubscribed": "#b07aa1", "bounced": "#9c755f", "frequency_cap": "#f28e2b",
-	"cooldown": "#76b7b2", "in_other_sequence": "#edc948", "holdout": "#4e79a7", "erased": "#bab0ac",
-	"exited": "#59a14f", "no_email": "#ff9da7", "quiet_hours": "#8cd17d",
-}
-
 // colors gives each trigger a colour, by its position in names.
 func colors(names []string) map[string]string {
 	m := map[string]string{}
@@ -132,7 +126,7 @@ func sendsPerDayChart(run *Run, names []string, col map[string]string) *Chart {
 	}
 	n := len(run.SendsPerDay)
 	step := plotW / float64(n)
-	bw := math.Max(step*0.8, 1)
+	bw := math.Min(math.Max(step*0.8, 1), 48)
 	every := int(math.Ceil(float64(n) / 12))
 	for i, d := range run.SendsPerDay {
 		x := left + float64(i)*step + (step-bw)/2
@@ -151,7 +145,6 @@ func sendsPerDayChart(run *Run, names []string, col map[string]string) *Chart {
 		}
 	}
 	c.Lines = append(c.Lines, Line{X1: left, Y1: top + plotH, X2: left + plotW, Y2: top + plotH, Stroke: ink, Width: 1})
-	c.Texts = append(c.Texts, Text{X: 12, Y: top + plotH/2, S: "sends", Size: small, Fill: faint})
 	h := c.legend(left, top+plotH+40, plotW, names, col)
 	c.H = top + plotH + 30 + h + 8
 	return c
