@@ -315,7 +315,7 @@ func (r *run) open(cfg Config, dir string) error {
 		}
 		sh := &shard{db: db, in: make(chan shardBatch, 4)}
 		r.shards = append(r.shards, sh)
-		if sh.task, err = task.New(task.Config{Engine: r.eng, Store: db, Grace: cfg.Grace, CacheUsers: cfg.CacheUsers}); err != nil {
+		if sh.task, err = task.New(task.Config{Engine: r.eng, Store: db, Grace: cfg.Grace, CacheUsers: max(cfg.CacheUsers/cfg.Workers, 1)}); err != nil {
 			return err
 		}
 	}
