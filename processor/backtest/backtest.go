@@ -313,7 +313,9 @@ func (r *run) open(cfg Config, dir string) error {
 		if err != nil {
 			return err
 		}
-		sh := &shard{db: db, in: make(chan shardBatch, 4)}
+		// Room for a few batches lets the other workers go on while one
+		// flushes.
+		sh := &shard{db: db, in: make(chan shardBatch, 16)}
 		r.shards = append(r.shards, sh)
 		if sh.task, err = task.New(task.Config{Engine: r.eng, Store: db, Grace: cfg.Grace, CacheUsers: max(cfg.CacheUsers/cfg.Workers, 1)}); err != nil {
 			return err

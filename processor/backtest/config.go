@@ -61,7 +61,7 @@ type Config struct {
 	Workers int
 	// FlushEvery is how many events a worker applies between two writes
 	// of its state to its store (and hand-offs of its output). Default
-	// 50000.
+	// 100000.
 	FlushEvery int
 	// CacheUsers is how many decoded user states the workers of a pack keep
 	// in memory between flushes, in all; the others are read back from the
@@ -88,7 +88,7 @@ type Config struct {
 const (
 	DefaultConversionEvent  = "Order Completed"
 	DefaultConversionWindow = 7 * 24 * time.Hour
-	DefaultFlushEvery       = 50000
+	DefaultFlushEvery       = 100000
 	DefaultCacheUsers       = 200000
 )
 
