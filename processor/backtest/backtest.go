@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	stopProgress := d.reportProgress(cfg, start)
 	err = g.Wait()
-	stopProgress()
+	stopProgress(err == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +132,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Files = append(res.Files, filepath.Join(dir, f))
 		}
 		o := r.outcome()
+		for _, msg := range o.Processing.RuleErrorMessages {
+			cfg.Logger.Warn("rule evaluation failed; treated as false", "rules", r.rules, "count", r.errorCount[msg], "err", msg)
+		}
 		if i == 0 {
 			src2.A = o
 		} else {

@@ -40,10 +40,10 @@ func (p Progress) Fraction() (float64, bool) {
 }
 
 // reportProgress calls cfg.Progress every interval until the returned
-// function is called, which makes the final call.
-func (d *dispatcher) reportProgress(cfg Config, start time.Time) (stop func()) {
+// function is called; stop(true) makes the final call.
+func (d *dispatcher) reportProgress(cfg Config, start time.Time) (stop func(ok bool)) {
 	if cfg.Progress == nil {
-		return func() {}
+		return func(bool) {}
 	}
 	snapshot := func(final bool) Progress {
 		p := Progress{
@@ -72,10 +72,12 @@ func (d *dispatcher) reportProgress(cfg Config, start time.Time) (stop func()) {
 			}
 		}
 	}()
-	return func() {
+	return func(ok bool) {
 		close(done)
 		wg.Wait()
-		cfg.Progress(snapshot(true))
+		if ok {
+			cfg.Progress(snapshot(true))
+		}
 	}
 }
 
