@@ -2,10 +2,14 @@ package backtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"testing"
 	"testing/iotest"
+
+	"github.com/microtrigger/microtrigger/processor/backtest/report"
+	"github.com/microtrigger/microtrigger/schema"
 )
 
 // splitLines is the obvious, whole-input version of lineReader.
@@ -128,5 +132,56 @@ func FuzzLineReader(f *testing.F) {
 	f.Add([]byte("0123456789012345678901234567890123456789\nx"), uint8(7), uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, block, max uint8) {
 		checkLines(t, in, int(block)+1, int(max))
+	})
+}
+
+// FuzzReadLines feeds arbitrary bytes through the file input (lines, then
+// schema.DecodeEvent): every line is either blank, refused with its number,
+// or an event whose bytes are exactly the line's.
+func FuzzReadLines(f *testing.F) {
+	f.Add([]byte(`{"type":"page","userId":"u1","timestamp":"2026-03-02T09:00:00Z","context":{"page":{"path":"/pricing"}}}` + "\n\n" +
+		`{"type":"track","userId":"u1","event":"Order Completed","timestamp":"2026-03-02T09:05:00Z"}` + "\r\nnot json\n"))
+	f.Add([]byte(`{"type":"track","userId":"u1","timestamp":"yesterday"}` + "\n" + `{"type":"identify","anonymousId":"a","timestamp":"2026-03-02T09:00:00Z","traits":{"email":"a@example.com"}}`))
+	f.Add([]byte("\xef\xbb\xbf{\"type\":\"page\",\"userId\":\"\xff\",\"timestamp\":\"2026-03-02T09:00:00Z\"}\n   \n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := make(chan *batch, 1<<16)
+		if err := readLines(context.Background(), bytes.NewReader(in), int64(len(in)), out); err != nil {
+			t.Fatal(err)
+		}
+		close(out)
+		lines, tooLong := splitLines(in, schema.MaxEventBytes)
+		var items []item
+		var refused []report.Refusal
+		var records int64
+		for b := range out {
+			items = append(items, b.items...)
+			refused = append(refused, b.refused...)
+			records += b.records
+		}
+		if records != int64(len(items)+len(refused)) {
+			t.Fatalf("%d records, %d events and %d refused", records, len(items), len(refused))
+		}
+		blanks := 0
+		for i, l := range lines {
+			if !tooLong[i] && blank(l) {
+				blanks++
+			}
+		}
+		if len(items)+len(refused)+blanks != len(lines) {
+			t.Fatalf("%d lines: %d events, %d refused, %d blank", len(lines), len(items), len(refused), blanks)
+		}
+		for _, it := range items {
+			if it.seq < 1 || int(it.seq) > len(lines) || !bytes.Equal(it.raw, lines[it.seq-1]) {
+				t.Fatalf("event at line %d does not hold that line", it.seq)
+			}
+			if _, err := schema.DecodeEvent(it.raw); err != nil {
+				t.Fatalf("line %d accepted but does not decode: %v", it.seq, err)
+			}
+		}
+		for _, rf := range refused {
+			if rf.Line < 1 || int(rf.Line) > len(lines) || rf.Reason == "" {
+				t.Fatalf("refusal %+v", rf)
+			}
+		}
 	})
 }
