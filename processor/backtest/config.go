@@ -24,8 +24,8 @@ type Config struct {
 	Compare      *rules.Pack
 	CompareRules string
 
-	// File is a JSONL file of events, one per line. Exactly one of File
-	// and Topic is required.
+	// File is a JSONL file of events, one per line ("-": standard input).
+	// Exactly one of File and Topic is required.
 	File string
 	// Topic is a topic of events read with Kafka. Every partition is read
 	// from the offset of From (by record timestamp; the start without From)

@@ -57,14 +57,18 @@ func refusal(err error) report.Refusal {
 	return report.Refusal{Reason: string(schema.ReasonNotJSON), Message: err.Error()}
 }
 
-// fileSource reads a JSONL file: one event per line. Blank lines are
-// skipped; a line that does not decode is refused, with its number.
+// fileSource reads a JSONL file ("-": standard input): one event per line.
+// Blank lines are skipped; a line that does not decode is refused, with its
+// number.
 type fileSource struct{ path string }
 
 func (s *fileSource) kind() string { return "file" }
 func (s *fileSource) name() string { return s.path }
 
 func (s *fileSource) read(ctx context.Context, out chan<- *batch) error {
+	if s.path == "-" {
+		return readLines(ctx, os.Stdin, 0, out)
+	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		return fmt.Errorf("open input: %w", err)
