@@ -34,7 +34,7 @@ func registerBacktest(app *kingpin.Application, e *env) {
 	var f backtestFlags
 	var k kafkaFlags
 	cmd.Flag("rules", "Rule pack directory to try.").Required().StringVar(&f.rules)
-	cmd.Flag("input", "JSONL file of events, one Segment envelope per line (- for standard input).").StringVar(&f.input)
+	cmd.Flag("input", "JSONL file of events, one Segment envelope per line (--input=- for standard input).").StringVar(&f.input)
 	cmd.Flag("topic", "Topic to read instead of a file (with --brokers).").StringVar(&f.topic)
 	addKafkaFlags(cmd, &k, "")
 	cmd.Flag("from", "Start of the range, RFC 3339 (inclusive; default: the start of the input).").StringVar(&f.from)
