@@ -31,11 +31,16 @@ const MaxRefusalsShown = 50
 // charts rendered; nothing is loaded from the network.
 func WriteHTML(w io.Writer, r *Report) error {
 	tmpl, err := template.New("report").Funcs(template.FuncMap{
-		"num":       func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-		"pct":       Percent,
-		"pp":        Points,
-		"dur":       Duration,
-		"group":     groupText,
+		"num": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"pct": Percent,
+		"pp":  Points,
+		"dur": Duration,
+		"group": func(g Group) string {
+			if g.Rate == nil {
+				return "–"
+			}
+			return groupText(&g)
+		},
 		"rate":      ratePtr,
 		"ppp":       pointsPtr,
 		"thousands": func(n int64) string { return thousandsInt(n) },
@@ -49,12 +54,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 			}
 			return rs
 		},
-		"loc": func(rf Refusal) string {
-			if rf.Partition != nil && rf.Offset != nil {
-				return fmt.Sprintf("partition %d, offset %d", *rf.Partition, *rf.Offset)
-			}
-			return fmt.Sprintf("line %d", rf.Line)
-		},
+		"loc":     where,
 		"reasons": countsText,
 	}).Parse(pageSource)
 	if err != nil {

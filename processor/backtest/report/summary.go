@@ -40,6 +40,13 @@ func WriteSummary(w io.Writer, r *Report) error {
 	fmt.Fprintf(ew, "range:       %s\n", rangeText(&r.Range))
 	fmt.Fprintf(ew, "input:       %d records, %d events in range, %d out of range, %d refused%s\n",
 		in.Records, in.Events, in.OutOfRange, in.Refused, reasonsText(in.RefusedByReason))
+	for i, rf := range in.Refusals {
+		if i == maxRefusalsPrinted {
+			fmt.Fprintf(ew, "             ... %d more in report.json\n", in.Refused-int64(i))
+			break
+		}
+		fmt.Fprintf(ew, "             refused %s: %s\n", where(rf), refusalText(rf))
+	}
 	fmt.Fprintf(ew, "conversions: %d %q events; a run converts when its user sends one within %s after the send\n",
 		r.Conversion.Events, r.Conversion.Event, r.Conversion.Window)
 	fmt.Fprintf(ew, "             (holdout: after the moment the first email would have been sent); CI: 95%% Newcombe hybrid score\n\n")
@@ -51,6 +58,24 @@ func WriteSummary(w io.Writer, r *Report) error {
 		writeCompareTable(ew, r)
 	}
 	return ew.err
+}
+
+// maxRefusalsPrinted bounds the refused records the summary lists.
+const maxRefusalsPrinted = 5
+
+// where locates a refused record: its line, or its partition and offset.
+func where(rf Refusal) string {
+	if rf.Partition != nil && rf.Offset != nil {
+		return fmt.Sprintf("partition %d offset %d", *rf.Partition, *rf.Offset)
+	}
+	return fmt.Sprintf("line %d", rf.Line)
+}
+
+func refusalText(rf Refusal) string {
+	if rf.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", rf.Reason, rf.Field, rf.Message)
+	}
+	return fmt.Sprintf("%s: %s", rf.Reason, rf.Message)
 }
 
 func rangeText(rg *Range) string {
