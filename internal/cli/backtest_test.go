@@ -78,7 +78,7 @@ func TestBacktest(t *testing.T) {
 	if !strings.Contains(stdout, filepath.Join(out, "report.html")) {
 		t.Errorf("stdout does not name the files written:\n%s", stdout)
 	}
-	if !strings.Contains(stderr, "backtest: 100%, 57 records") || strings.Contains(stderr, "\r") {
+	if !strings.Contains(stderr, "backtest: 100%, 53 events") || strings.Contains(stderr, "\r") {
 		t.Errorf("progress on stderr (not a terminal: plain lines): %q", stderr)
 	}
 	for _, f := range []string{"commands.jsonl", "suppressions.jsonl", "report.json", "report.html", "compare/commands.jsonl", "compare/suppressions.jsonl"} {

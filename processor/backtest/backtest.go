@@ -174,8 +174,17 @@ type dispatcher struct {
 	conv                map[string][]time.Time
 	conversions         int64
 
-	// Read by the progress goroutine.
-	progRecords, progEvents, progDone, progTotal, progTime atomic.Int64
+	// Progress: where the input was after each batch handed on, read by
+	// the progress goroutine.
+	progMu    sync.Mutex
+	progMarks []mark
+}
+
+// mark is where the input stood once a batch had been handed on.
+type mark struct {
+	events, records int64 // cumulative
+	done, total     int64
+	at              time.Time
 }
 
 // shardItem is an event for one shard, with the replay clock C before and
@@ -242,11 +251,12 @@ func (d *dispatcher) dispatch(ctx context.Context, in <-chan *batch) error {
 			}
 			pending[s] = nil
 		}
-		d.progRecords.Store(d.records)
-		d.progEvents.Store(d.events)
-		d.progDone.Store(b.done)
-		d.progTotal.Store(b.total)
-		d.progTime.Store(d.c.UnixNano())
+		if d.cfg.Progress == nil {
+			continue
+		}
+		d.progMu.Lock()
+		d.progMarks = append(d.progMarks, mark{events: d.events, records: d.records, done: b.done, total: b.total, at: d.c})
+		d.progMu.Unlock()
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -273,6 +283,9 @@ type run struct {
 	pack   *rules.Pack
 	eng    *engine.Engine
 	shards []*shard
+
+	// applied counts the events the workers have applied.
+	applied atomic.Int64
 
 	mu         sync.Mutex
 	cmds       []schema.SendCommand
@@ -369,6 +382,7 @@ func (r *run) work(ctx context.Context, cfg Config, sh *shard) error {
 				}
 			}
 		}
+		r.applied.Add(int64(len(b.items)))
 		if b.final {
 			if !b.end.IsZero() {
 				if err := sh.task.AdvanceWatermark(b.end); err != nil {

@@ -8,29 +8,31 @@ import (
 	"time"
 )
 
-// Progress is where a running backtest is.
+// Progress is where a running backtest is: how far the rules have got
+// through the input.
 type Progress struct {
-	// Records counts the records read; Events those in the range.
-	Records, Events int64
+	// Events counts the events the rules have been applied to; Records
+	// the records read up to the last of them.
+	Events, Records int64
 	Elapsed         time.Duration
-	// Done and Total place the reader in its input: bytes of a file, or
+	// Done and Total place those events in the input: bytes of a file, or
 	// records of a topic range. Total is 0 when unknown.
 	Done, Total int64
-	// EventTime is the latest event time read so far.
+	// EventTime is the replay clock: the latest event time applied.
 	EventTime time.Time
-	// Final is set on the last call, when the input has been read.
+	// Final is set on the last call, when every event has been applied.
 	Final bool
 }
 
-// Rate returns the records read per second.
+// Rate returns the events applied per second.
 func (p Progress) Rate() float64 {
 	if p.Elapsed <= 0 {
 		return 0
 	}
-	return float64(p.Records) / p.Elapsed.Seconds()
+	return float64(p.Events) / p.Elapsed.Seconds()
 }
 
-// Fraction returns how much of the input has been read, in [0,1], and
+// Fraction returns how much of the input has been applied, in [0,1], and
 // whether that is known.
 func (p Progress) Fraction() (float64, bool) {
 	if p.Total <= 0 {
@@ -39,22 +41,40 @@ func (p Progress) Fraction() (float64, bool) {
 	return min(max(float64(p.Done)/float64(p.Total), 0), 1), true
 }
 
+// snapshot reports the position of the slowest pack: the last batch all
+// its events have been applied from.
+func (d *dispatcher) snapshot(start time.Time, final bool) Progress {
+	applied := int64(-1)
+	for _, r := range d.runs {
+		if n := r.applied.Load(); applied < 0 || n < applied {
+			applied = n
+		}
+	}
+	d.progMu.Lock()
+	defer d.progMu.Unlock()
+	// Drop the marks passed, keeping the last one reached.
+	i := 0
+	for i+1 < len(d.progMarks) && d.progMarks[i+1].events <= applied {
+		i++
+	}
+	d.progMarks = d.progMarks[i:]
+	p := Progress{Events: applied, Elapsed: time.Since(start), Final: final}
+	if len(d.progMarks) > 0 && d.progMarks[0].events <= applied {
+		m := d.progMarks[0]
+		p.Records, p.Done, p.Total, p.EventTime = m.records, m.done, m.total, m.at
+	}
+	if final && len(d.progMarks) > 0 {
+		m := d.progMarks[len(d.progMarks)-1]
+		p.Records, p.Done, p.Total, p.EventTime = m.records, m.done, m.total, m.at
+	}
+	return p
+}
+
 // reportProgress calls cfg.Progress every interval until the returned
 // function is called; stop(true) makes the final call.
 func (d *dispatcher) reportProgress(cfg Config, start time.Time) (stop func(ok bool)) {
 	if cfg.Progress == nil {
 		return func(bool) {}
-	}
-	snapshot := func(final bool) Progress {
-		p := Progress{
-			Records: d.progRecords.Load(), Events: d.progEvents.Load(),
-			Done: d.progDone.Load(), Total: d.progTotal.Load(),
-			Elapsed: time.Since(start), Final: final,
-		}
-		if ns := d.progTime.Load(); ns != 0 {
-			p.EventTime = time.Unix(0, ns).UTC()
-		}
-		return p
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -66,7 +86,7 @@ func (d *dispatcher) reportProgress(cfg Config, start time.Time) (stop func(ok b
 		for {
 			select {
 			case <-tick.C:
-				cfg.Progress(snapshot(false))
+				cfg.Progress(d.snapshot(start, false))
 			case <-done:
 				return
 			}
@@ -76,7 +96,7 @@ func (d *dispatcher) reportProgress(cfg Config, start time.Time) (stop func(ok b
 		close(done)
 		wg.Wait()
 		if ok {
-			cfg.Progress(snapshot(true))
+			cfg.Progress(d.snapshot(start, true))
 		}
 	}
 }
@@ -155,7 +175,7 @@ func line(p Progress) string {
 }
 
 func counts(p Progress) string {
-	s := fmt.Sprintf("%s records, %s/s", thousands(p.Records), thousands(int64(p.Rate())))
+	s := fmt.Sprintf("%s events, %s/s", thousands(p.Events), thousands(int64(p.Rate())))
 	if !p.EventTime.IsZero() {
 		s += ", event time " + p.EventTime.Format("2006-01-02 15:04")
 	}

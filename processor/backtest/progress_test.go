@@ -15,10 +15,10 @@ func TestProgressPrinter(t *testing.T) {
 	at := time.Date(2026, 3, 4, 10, 3, 0, 0, time.UTC)
 	var term bytes.Buffer
 	pp := &ProgressPrinter{W: &term, Terminal: true, Width: 10}
-	pp.Print(Progress{Records: 1500, Elapsed: time.Second, Done: 50, Total: 100, EventTime: at})
-	pp.Print(Progress{Records: 3000, Elapsed: 2 * time.Second, Done: 100, Total: 100, EventTime: at, Final: true})
-	want := "\r\033[K[=====>    ]  50% 1,500 records, 1,500/s, event time 2026-03-04 10:03" +
-		"\r\033[K[==========] 100% 3,000 records, 1,500/s, event time 2026-03-04 10:03\n"
+	pp.Print(Progress{Events: 1500, Elapsed: time.Second, Done: 50, Total: 100, EventTime: at})
+	pp.Print(Progress{Events: 3000, Elapsed: 2 * time.Second, Done: 100, Total: 100, EventTime: at, Final: true})
+	want := "\r\033[K[=====>    ]  50% 1,500 events, 1,500/s, event time 2026-03-04 10:03" +
+		"\r\033[K[==========] 100% 3,000 events, 1,500/s, event time 2026-03-04 10:03\n"
 	if term.String() != want {
 		t.Errorf("terminal:\n%q\nwant\n%q", term.String(), want)
 	}
@@ -26,12 +26,12 @@ func TestProgressPrinter(t *testing.T) {
 	var plain bytes.Buffer
 	pp = &ProgressPrinter{W: &plain, Every: 5 * time.Second}
 	for s := 1; s <= 12; s++ {
-		pp.Print(Progress{Records: int64(s * 1000), Elapsed: time.Duration(s) * time.Second})
+		pp.Print(Progress{Events: int64(s * 1000), Elapsed: time.Duration(s) * time.Second})
 	}
-	pp.Print(Progress{Records: 12500, Elapsed: 12500 * time.Millisecond, Final: true})
+	pp.Print(Progress{Events: 12500, Elapsed: 12500 * time.Millisecond, Final: true})
 	lines := strings.Split(strings.TrimSpace(plain.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "backtest: 5,000 records") ||
-		lines[2] != "backtest: 12,500 records, 1,000/s, done in 12.5s" || strings.Contains(plain.String(), "\r") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "backtest: 5,000 events") ||
+		lines[2] != "backtest: 12,500 events, 1,000/s, done in 12.5s" || strings.Contains(plain.String(), "\r") {
 		t.Errorf("plain lines:\n%s", plain.String())
 	}
 }
