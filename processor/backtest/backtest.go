@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	res := &Result{Records: d.records}
-	src2 := &report.Source{
+	in := &report.Source{
 		Input: report.Input{
 			Source: src.kind(), Name: src.name(),
 			Records: d.records, Events: d.events, OutOfRange: d.outOfRange,
@@ -136,12 +136,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cfg.Logger.Warn("rule evaluation failed; treated as false", "rules", r.rules, "count", r.errorCount[msg], "err", msg)
 		}
 		if i == 0 {
-			src2.A = o
+			in.A = o
 		} else {
-			src2.B = &o
+			in.B = &o
 		}
 	}
-	res.Report = report.Build(src2)
+	res.Report = report.Build(in)
 	if err := writeFile(filepath.Join(cfg.OutDir, ReportJSONFile), func(f *os.File) error { return report.WriteJSON(f, res.Report) }); err != nil {
 		return nil, err
 	}
