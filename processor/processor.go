@@ -171,6 +171,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Events),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers take offsets; keeping them lets the committed
+		// offset move past them, so "committed = end offset" means done.
+		kgo.KeepControlRecords(),
 		kgo.OnPartitionsAssigned(p.onAssigned),
 		kgo.OnPartitionsRevoked(p.onRevoked),
 		kgo.OnPartitionsLost(p.onRevoked),
@@ -332,6 +335,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 		}
 		for _, r := range ftp.Records {
 			touched = true
+			if r.Attrs.IsControl() {
+				part.consumed = r.Offset + 1
+				continue
+			}
 			if err := p.input(ctx, part, r); err != nil {
 				werr = err
 				return
@@ -410,8 +417,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, part)
 		}
 	}
+	endStart := time.Now()
 	committed, err := s.End(ctx, kgo.TryCommit)
 	wg.Wait()
+	p.cfg.Logger.Debug("transaction ended", "seconds", time.Since(endStart).Seconds(), "batch_seconds", time.Since(start).Seconds())
 	if err == nil && perr != nil {
 		err = perr
 	}

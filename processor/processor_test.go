@@ -154,3 +154,121 @@ func TestEndToEnd(t *testing.T) {
 	}
 	_ = kgo.Record{}
 }
+
+func testConfig(t *testing.T, seeds []kgo.Opt, clock processor.Clock, dir, txnID string) processor.Config {
+	return processor.Config{
+		Kafka:           seeds,
+		Pack:            loadPack(t),
+		StateDir:        dir,
+		Clock:           clock,
+		TickInterval:    10 * time.Millisecond,
+		TransactionalID: txnID,
+	}
+}
+
+// commandsFor reads send-commands and returns those of one user.
+func commandsFor(t *testing.T, seeds []kgo.Opt, user string) []schema.SendCommand {
+	t.Helper()
+	var out []schema.SendCommand
+	for _, r := range kafkatest.ReadAll(t, seeds, schema.TopicCommands) {
+		c, err := schema.UnmarshalCommand(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.UserID == user {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestStateSurvivesRestart stops the processor between two page views of
+// one user: the revisit is only detected if the first view survived, both
+// on the same Pebble directory and on an empty one restored from the
+// changelog.
+func TestStateSurvivesRestart(t *testing.T) {
+	_, seeds := kafkatest.Cluster(t, 4)
+	clock := processor.NewManualClock(t0.Add(-time.Hour))
+	dir := t.TempDir()
+	producer := kafkatest.Client(t, seeds...)
+	ctx := context.Background()
+	play := func(in *instance, recs ...processor.TimedRecord) {
+		t.Helper()
+		begin := time.Now()
+		defer func() { t.Logf("play took %v", time.Since(begin)) }()
+		sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
+		if err := sim.Play(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Advance(ctx, clock.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a := start(t, testConfig(t, seeds, clock, dir, "restart-test"))
+	play(a, identify(t, "u1", "ada@example.com"), identify(t, "u3", "cy@example.com"),
+		page(t, 0, "u1", "/pricing"), page(t, time.Minute, "u3", "/pricing"))
+	a.stop(t)
+	if got := commandsFor(t, seeds, "u1"); len(got) != 0 {
+		t.Fatalf("one view sent %d commands", len(got))
+	}
+
+	// Same directory: the store already holds the first view.
+	b := start(t, testConfig(t, seeds, clock, dir, "restart-test"))
+	play(b, page(t, 2*time.Hour, "u1", "/pricing"))
+	b.stop(t)
+	if got := commandsFor(t, seeds, "u1"); len(got) != 1 || got[0].Template != "pricing-help" {
+		t.Fatalf("after restart on the same directory: %+v", got)
+	}
+
+	// An empty directory: the state comes back from the changelog.
+	c := start(t, testConfig(t, seeds, clock, t.TempDir(), "restart-test"))
+	play(c, page(t, 4*time.Hour, "u3", "/pricing"))
+	c.stop(t)
+	if got := commandsFor(t, seeds, "u3"); len(got) != 1 || got[0].Template != "pricing-help" {
+		t.Fatalf("after restore from the changelog: %+v", got)
+	}
+}
+
+// TestMisroutedRecordsAreRerouted produces a user's event to a partition
+// kgo's murmur2 would not choose (as librdkafka's default CRC32 partitioner
+// does): the processor moves it to the user's partition, so per-user state
+// stays whole.
+func TestMisroutedRecordsAreRerouted(t *testing.T) {
+	_, seeds := kafkatest.Cluster(t, 4)
+	clock := processor.NewManualClock(t0.Add(-time.Hour))
+	in := start(t, testConfig(t, seeds, clock, t.TempDir(), "reroute-test"))
+	ctx := context.Background()
+	sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: kafkatest.Client(t, seeds...), Topic: schema.TopicEvents}
+	if err := sim.Play(ctx, []processor.TimedRecord{identify(t, "u1", "ada@example.com"), page(t, 0, "u1", "/pricing")}); err != nil {
+		t.Fatal(err)
+	}
+	right := kgo.StickyKeyPartitioner(nil).ForTopic(schema.TopicEvents).Partition(&kgo.Record{Key: []byte("u1")}, 4)
+	wrong := int32((right + 1) % 4)
+	manual := kafkatest.Client(t, append(seeds, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	second := page(t, 3*time.Minute, "u1", "/pricing")
+	kafkatest.Produce(t, manual, &kgo.Record{Topic: schema.TopicEvents, Partition: wrong, Key: nil, Value: second.Value})
+	if err := sim.AwaitConsumed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Advance(ctx, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := commandsFor(t, seeds, "u1"); len(got) != 1 {
+		t.Fatalf("revisit across partitions sent %d commands, want 1", len(got))
+	}
+	moved := 0
+	for _, r := range kafkatest.ReadAll(t, seeds, schema.TopicEvents) {
+		for _, h := range r.Headers {
+			if h.Key == "microtrigger.rerouted-from" {
+				moved++
+				if r.Partition != int32(right) || string(r.Key) != "u1" {
+					t.Errorf("re-routed copy on partition %d key %q, want %d u1", r.Partition, r.Key, right)
+				}
+			}
+		}
+	}
+	if moved != 1 {
+		t.Fatalf("%d re-routed copies, want 1", moved)
+	}
+}

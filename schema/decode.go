@@ -53,28 +53,37 @@ func DecodeEvent(b []byte) (Event, error) {
 	if !utf8.Valid(b) {
 		return Event{}, invalid(ReasonInvalidUTF8, "", "record is not valid UTF-8")
 	}
-	if err := checkJSON(b); err != nil {
-		return Event{}, err
-	}
-	if b[firstNonSpace(b)] != '{' {
+	if i := firstNonSpace(b); i < 0 || b[i] != '{' {
+		if i < 0 || !json.Valid(b) {
+			return Event{}, invalid(ReasonNotJSON, "", "record is not JSON")
+		}
 		return Event{}, invalid(ReasonNotJSON, "", "record is not a JSON object")
 	}
-	var w wire
-	if _, err := json.Parse(b, &w, json.DontMatchCaseInsensitiveStructFields); err != nil {
+	// Non-nil maps: the decoder fills them as they are, where it would
+	// otherwise allocate room for 64 entries.
+	w := wire{Properties: map[string]any{}, Traits: map[string]any{}}
+	rest, err := json.Parse(b, &w, json.DontMatchCaseInsensitiveStructFields)
+	if err != nil {
 		return Event{}, decodeError(err)
+	}
+	if len(rest) != 0 {
+		return Event{}, invalid(ReasonNotJSON, "", "unexpected data after the JSON object at byte %d", len(b)-len(rest))
+	}
+	if err := checkKeys(b); err != nil {
+		return Event{}, err
 	}
 	return fromWire(&w, b)
 }
 
 // firstNonSpace returns the index of the first byte that is not JSON
-// whitespace; checkJSON has made sure there is one.
+// whitespace, or -1.
 func firstNonSpace(b []byte) int {
 	for i, c := range b {
 		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return i
 		}
 	}
-	return 0
+	return -1
 }
 
 func decodeError(err error) error {
@@ -130,6 +139,12 @@ func jsonKind(v string) string {
 }
 
 func fromWire(w *wire, raw []byte) (Event, error) {
+	if len(w.Properties) == 0 {
+		w.Properties = nil
+	}
+	if len(w.Traits) == 0 {
+		w.Traits = nil
+	}
 	ev := Event{
 		MessageID:   w.MessageID,
 		Type:        w.Type,

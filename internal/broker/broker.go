@@ -8,8 +8,10 @@ package broker
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -99,6 +101,14 @@ func Start(o Options) (*kfake.Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// ClientOpts returns the client options that reach the cluster. Fetches
+// wait at most 100ms: the embedded broker does not always end a waiting
+// fetch when records arrive (a real broker does), and a clickstream played
+// on a simulated clock waits on every fetch.
+func ClientOpts(c *kfake.Cluster) []kgo.Opt {
+	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.FetchMaxWait(100 * time.Millisecond)}
 }
 
 // Addr returns the cluster's first listen address as host:port.

@@ -78,7 +78,7 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 		return err
 	}
 	defer os.RemoveAll(stateDir)
-	seeds := []kgo.Opt{kgo.SeedBrokers(addr)}
+	seeds := broker.ClientOpts(cluster)
 	first := recs[0].Time
 	for _, r := range recs {
 		if r.Time.Before(first) {
@@ -110,7 +110,7 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 	g.Go(func() error { return p.Run(pctx) })
 	g.Go(func() error {
 		defer stopProcessor()
-		sim := &processor.Simulation{Processors: []*processor.Processor{p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents, Chunk: 20}
+		sim := &processor.Simulation{Processors: []*processor.Processor{p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
 		fmt.Fprintf(e.stdout, "playing %d events from %s to %s on a simulated clock...\n",
 			len(recs), schema.FormatTime(first), schema.FormatTime(recs[len(recs)-1].Time))
 		if err := sim.Play(gctx, recs); err != nil {

@@ -17,7 +17,8 @@ import (
 )
 
 // Cluster starts an embedded broker on a free loopback port with the default
-// topics (partitions each) and closes it when the test ends.
+// topics (partitions each) and closes it when the test ends. The options it
+// returns connect to it.
 func Cluster(t testing.TB, partitions int32) (*kfake.Cluster, []kgo.Opt) {
 	t.Helper()
 	c, err := broker.Start(broker.Options{Partitions: partitions})
@@ -25,7 +26,7 @@ func Cluster(t testing.TB, partitions int32) (*kfake.Cluster, []kgo.Opt) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	return c, broker.ClientOpts(c)
 }
 
 // Client returns a client closed when the test ends.

@@ -63,7 +63,7 @@ const (
 
 // parseYAML parses one file into its document nodes.
 func Parse(name string, src []byte, e *Errors) []*Node {
-	f, err := parser.ParseBytes(src, 0)
+	f, err := parser.ParseBytes(src, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		p := Pos{File: name}
 		var se *yaml.SyntaxError

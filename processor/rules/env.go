@@ -46,35 +46,39 @@ const (
 	entryType = "state.Entry"
 )
 
-// Vars are the variables of one evaluation.
+// Vars are the variables of one evaluation. A Vars may be reused for
+// several evaluations; it resolves the CEL variables itself, without
+// building a map.
 type Vars struct {
 	Event *Event
 	User  *state.User
 	Now   time.Time
 	Entry *state.Entry
+
+	now    ref.Val // Now as a CEL value, built once
+	nowFor time.Time
 }
 
-// activation resolves the CEL variables without building a map.
-type activation struct {
-	v   *Vars
-	now ref.Val
-}
-
-func (a *activation) ResolveName(name string) (any, bool) {
+// ResolveName implements interpreter.Activation.
+func (v *Vars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "event":
-		return a.v.Event, true
+		return v.Event, true
 	case "user":
-		return a.v.User, true
+		return v.User, true
 	case "now":
-		return a.now, true
+		if v.now == nil || !v.nowFor.Equal(v.Now) {
+			v.now, v.nowFor = types.Timestamp{Time: v.Now}, v.Now
+		}
+		return v.now, true
 	case "entry":
-		return a.v.Entry, true
+		return v.Entry, true
 	}
 	return nil, false
 }
 
-func (a *activation) Parent() interpreter.Activation { return nil }
+// Parent implements interpreter.Activation.
+func (v *Vars) Parent() interpreter.Activation { return nil }
 
 // newEnv declares the variables and functions every expression may use.
 // Functions are pure and total: an absent page, event or aggregate gives 0,

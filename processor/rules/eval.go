@@ -23,8 +23,7 @@ func (e *EvalError) Error() string { return fmt.Sprintf("%s: evaluate: %v", e.Po
 func (e *EvalError) Unwrap() error { return e.Err }
 
 func (p *Program) eval(v *Vars) (ref.Val, error) {
-	act := &activation{v: v, now: types.Timestamp{Time: v.Now}}
-	out, _, err := p.prg.Eval(act)
+	out, _, err := p.prg.Eval(v)
 	if err != nil {
 		return nil, &EvalError{Pos: p.Pos, Err: err}
 	}
