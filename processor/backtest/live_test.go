@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microtrigger/microtrigger/internal/clickstream"
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
 	"github.com/microtrigger/microtrigger/processor"
 	"github.com/microtrigger/microtrigger/processor/backtest"
@@ -26,13 +27,13 @@ func TestLiveEqualsBacktest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	evs := clickstream{Seed: 7, Users: 300, Start: t0, Span: 24 * time.Hour}.generate()
-	last := evs[len(evs)-1].at
+	evs := clickstream.Generate(clickstream.Config{Seed: 7, Users: 300, Start: t0, Span: 24 * time.Hour})
+	last := evs[len(evs)-1].Time
 	end := last.Add(48 * time.Hour) // the live clock's last position
 
 	// Live.
 	_, seeds := kafkatest.Cluster(t, 4)
-	clock := processor.NewManualClock(evs[0].at.Add(-time.Hour))
+	clock := processor.NewManualClock(evs[0].Time.Add(-time.Hour))
 	p, err := processor.New(processor.Config{
 		Kafka: seeds, Pack: pack, StateDir: t.TempDir(), Clock: clock,
 		TickInterval: 10 * time.Millisecond, TransactionalID: "backtest-live-test",
@@ -51,7 +52,7 @@ func TestLiveEqualsBacktest(t *testing.T) {
 	}()
 	recs := make([]processor.TimedRecord, len(evs))
 	for i, e := range evs {
-		recs[i] = processor.TimedRecord{Time: e.at, Key: []byte(e.user), Value: e.line}
+		recs[i] = processor.TimedRecord{Time: e.Time, Key: e.Key, Value: e.Value}
 	}
 	sim := &processor.Simulation{Processors: []*processor.Processor{p}, Clock: clock,
 		Producer: kafkatest.Client(t, seeds...), Topic: schema.TopicEvents}
