@@ -34,12 +34,16 @@ bench:
 ## fuzz: a short run of every fuzz target (seeds are committed)
 fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
+	$(GO) test ./processor/rules -run '^$$' -fuzz FuzzLoad -fuzztime 30s
 	$(GO) test ./sink/render -run '^$$' -fuzz FuzzLoadMapping -fuzztime 30s
 	$(GO) test ./sink/webhook -run '^$$' -fuzz FuzzParseEvents -fuzztime 30s
+	$(GO) test ./processor/backtest -run '^$$' -fuzz 'FuzzLineReader$$' -fuzztime 30s
+	$(GO) test ./processor/backtest -run '^$$' -fuzz 'FuzzReadLines$$' -fuzztime 30s
 
 ## rewrite: regenerate datadriven golden files after an intended change
 rewrite:
 	$(GO) test ./schema -run Golden -rewrite
+	$(GO) test ./processor/backtest -run Golden -rewrite
 
 clean:
 	rm -f microtrigger

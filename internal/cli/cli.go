@@ -135,6 +135,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 	return ExitOK
 }
 
+// usageError reports a usage problem with a command's flags and returns
+// the usage exit code.
+func (e *env) usageError(cmd, format string, args ...any) error {
+	fmt.Fprintf(e.stderr, "microtrigger %s: %s\n", cmd, fmt.Sprintf(format, args...))
+	fmt.Fprintf(e.stderr, "Try 'microtrigger %s --help'.\n", cmd)
+	return failure{ExitUsage}
+}
+
 // readSecret reads a secret from a file, or from an environment variable when
 // path is empty. Secrets never come from flag values: those show in ps and in
 // shell history.

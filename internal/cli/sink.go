@@ -81,16 +81,11 @@ func registerSink(app *kingpin.Application, e *env) {
 	cmd.Action(e.selects(func(ctx context.Context) error { return e.sink(ctx, &f) }))
 }
 
-// usage reports a flag problem: exit code 2.
-func (e *env) usage(format string, args ...any) error {
-	fmt.Fprintf(e.stderr, "microtrigger sink: "+format+"\n", args...)
-	return failure{code: ExitUsage}
-}
 
 func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	kopts, err := f.kafka.opts()
 	if err != nil {
-		return e.usage("%v", err)
+		return e.usageError("sink", "%v", err)
 	}
 	logger := e.logger()
 	tel, err := telemetry.New()
@@ -102,7 +97,7 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 		return err
 	}
 	if f.hookListen != "" && f.hookKeyFile == "" {
-		return e.usage("--webhook.listen needs --webhook.public-key-file")
+		return e.usageError("sink", "--webhook.listen needs --webhook.public-key-file")
 	}
 	cfg := f.cfg
 	cfg.Kafka = kopts
@@ -122,11 +117,11 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	if f.hookListen != "" {
 		keyPEM, err := os.ReadFile(f.hookKeyFile)
 		if err != nil {
-			return e.usage("read --webhook.public-key-file: %v", err)
+			return e.usageError("sink", "read --webhook.public-key-file: %v", err)
 		}
 		pub, err := webhook.ParsePublicKey(keyPEM)
 		if err != nil {
-			return e.usage("%v", err)
+			return e.usageError("sink", "%v", err)
 		}
 		producer, err := kgo.NewClient(kopts...)
 		if err != nil {
@@ -159,22 +154,22 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transport, error) {
 	if f.transport == "sendgrid" {
 		if f.sgTemplates == "" {
-			return nil, e.usage("--transport sendgrid needs --sendgrid.templates")
+			return nil, e.usageError("sink", "--transport sendgrid needs --sendgrid.templates")
 		}
 		b, err := os.ReadFile(f.sgTemplates)
 		if err != nil {
-			return nil, e.usage("read --sendgrid.templates: %v", err)
+			return nil, e.usageError("sink", "read --sendgrid.templates: %v", err)
 		}
 		m, err := render.LoadMapping(b)
 		if err != nil {
-			return nil, e.usage("%s: %v", f.sgTemplates, err)
+			return nil, e.usageError("sink", "%s: %v", f.sgTemplates, err)
 		}
 		key, err := readSecret(f.sgKeyFile, envSendGridKey)
 		if err != nil {
-			return nil, e.usage("%v", err)
+			return nil, e.usageError("sink", "%v", err)
 		}
 		if key == "" {
-			return nil, e.usage("no SendGrid API key: set --sendgrid.api-key-file or $%s", envSendGridKey)
+			return nil, e.usageError("sink", "no SendGrid API key: set --sendgrid.api-key-file or $%s", envSendGridKey)
 		}
 		cfg := f.sg
 		cfg.APIKey = sendgrid.APIKey(key)
@@ -184,7 +179,7 @@ func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transp
 		cfg.Timeout = f.sgTimeout
 		c, err := sendgrid.New(cfg)
 		if err != nil {
-			return nil, e.usage("%v", err)
+			return nil, e.usageError("sink", "%v", err)
 		}
 		return sink.SendGrid(c, m), nil
 	}
@@ -193,11 +188,11 @@ func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transp
 		tfs = os.DirFS(f.templates)
 	}
 	if tfs == nil {
-		return nil, e.usage("no templates: set --templates")
+		return nil, e.usageError("sink", "no templates: set --templates")
 	}
 	l, err := render.LoadLocal(tfs, render.Address{Email: f.from})
 	if err != nil {
-		return nil, e.usage("%v", err)
+		return nil, e.usageError("sink", "%v", err)
 	}
 	if f.transport == "file" {
 		d, err := localmail.NewDir(f.out, nil)

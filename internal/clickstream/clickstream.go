@@ -103,7 +103,6 @@ func track(name string, props map[string]any, path string) map[string]any {
 	return m
 }
 
-
 func (g *gen) user(c Config, i int, behaviours []string) {
 	id := fmt.Sprintf("user-%06d", i)
 	behaviour := "browse"
