@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	"github.com/microtrigger/microtrigger/processor"
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/sink"
+	"github.com/microtrigger/microtrigger/sink/render"
 )
 
 func registerRun(app *kingpin.Application, e *env) {
@@ -104,10 +107,59 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 	}
 	defer producer.Close()
 
+	// The sink prints each email as it is delivered; run waits for all of
+	// them before it prints the summary.
+	local, err := render.LoadLocal(e.assets.Templates, render.Address{Email: "hello@shop.example", Name: "The Shop"})
+	if err != nil {
+		return fmt.Errorf("load templates: %w", err)
+	}
+	sinkDir, err := os.MkdirTemp("", "microtrigger-run-sink-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(sinkDir)
+	var deliveredMu sync.Mutex
+	delivered := 0
+	deliveredCh := make(chan struct{}, 1)
+	sk, err := sink.New(sink.Config{
+		Kafka:     seeds,
+		StateDir:  sinkDir,
+		Transport: sink.Console(e.stdout, local),
+		Logger:    e.quietLogger(),
+		OnDelivered: func(schema.SendCommand) {
+			deliveredMu.Lock()
+			delivered++
+			deliveredMu.Unlock()
+			select {
+			case deliveredCh <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	awaitDelivered := func(ctx context.Context, n int) error {
+		for {
+			deliveredMu.Lock()
+			d := delivered
+			deliveredMu.Unlock()
+			if d >= n {
+				return nil
+			}
+			select {
+			case <-deliveredCh:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	pctx, stopProcessor := context.WithCancel(gctx)
 	defer stopProcessor()
 	g.Go(func() error { return p.Run(pctx) })
+	g.Go(func() error { return sk.Run(pctx) })
 	g.Go(func() error {
 		defer stopProcessor()
 		sim := &processor.Simulation{Processors: []*processor.Processor{p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
@@ -121,7 +173,7 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 		if err := sim.Advance(gctx, end); err != nil {
 			return err
 		}
-		if err := e.report(gctx, seeds, events); err != nil {
+		if err := e.report(gctx, seeds, events, awaitDelivered); err != nil {
 			return err
 		}
 		if o.follow {
@@ -174,10 +226,14 @@ func sampleRecords(b []byte) ([]processor.TimedRecord, map[string]schema.Event) 
 	return recs, events
 }
 
-// report prints every send-command and dead letter.
-func (e *env) report(ctx context.Context, seeds []kgo.Opt, events map[string]schema.Event) error {
+// report prints every send-command and dead letter, once the sink has
+// delivered every command.
+func (e *env) report(ctx context.Context, seeds []kgo.Opt, events map[string]schema.Event, awaitDelivered func(context.Context, int) error) error {
 	cmdRecs, err := readTopic(ctx, seeds, schema.TopicCommands)
 	if err != nil {
+		return err
+	}
+	if err := awaitDelivered(ctx, len(cmdRecs)); err != nil {
 		return err
 	}
 	var cmds []schema.SendCommand
