@@ -53,7 +53,6 @@ func registerBacktest(app *kingpin.Application, e *env) {
 	}))
 }
 
-
 func (e *env) backtest(ctx context.Context, f *backtestFlags, k *kafkaFlags) error {
 	cfg := backtest.Config{
 		Rules: f.rules, CompareRules: f.compare, File: f.input, Topic: f.topic,

@@ -81,7 +81,6 @@ func registerSink(app *kingpin.Application, e *env) {
 	cmd.Action(e.selects(func(ctx context.Context) error { return e.sink(ctx, &f) }))
 }
 
-
 func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	kopts, err := f.kafka.opts()
 	if err != nil {
