@@ -294,6 +294,11 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 				p.cfg.Logger.Warn("close partition store", "partition", id, "err", err)
 			}
 			delete(p.parts, id)
+			p.mu.Lock()
+			if !p.assigned[id] {
+				delete(p.progress, id)
+			}
+			p.mu.Unlock()
 			p.m.assigned.Add(ctx, -1)
 			p.cfg.Logger.Info("partition revoked", "partition", id)
 		}
@@ -381,10 +386,13 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 	if err := s.Begin(); err != nil {
 		return p.abort(ctx, s, fmt.Errorf("begin transaction: %w", err))
 	}
+	// Promises run on the client's goroutines; they only touch these
+	// locals, so a batch abandoned at shutdown leaves no race behind.
 	var mu sync.Mutex
 	var perr error
 	var wg sync.WaitGroup
-	produce := func(r *kgo.Record, part *partition) {
+	lastOffset := map[int32]int64{}
+	produce := func(r *kgo.Record, changelogOf int32) {
 		wg.Add(1)
 		s.Produce(ctx, r, func(r *kgo.Record, err error) {
 			defer wg.Done()
@@ -393,34 +401,56 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 			if err != nil && perr == nil {
 				perr = err
 			}
-			if part != nil && err == nil && r.Offset > part.produced {
-				part.produced = r.Offset
+			if changelogOf >= 0 && err == nil && r.Offset > lastOffset[changelogOf] {
+				lastOffset[changelogOf] = r.Offset
 			}
 		})
 	}
+	for _, id := range ids {
+		p.parts[id].produced = -1
+	}
 	for _, r := range p.produced {
-		produce(r, nil)
+		produce(r, -1)
 	}
 	for _, id := range ids {
 		out := outs[id]
-		part := p.parts[id]
-		part.produced = -1
 		for i := range out.Commands {
 			cmd := &out.Commands[i]
 			v, err := schema.MarshalCommand(cmd)
 			if err != nil {
 				return p.abort(ctx, s, err)
 			}
-			produce(&kgo.Record{Topic: p.cfg.Topics.Commands, Key: []byte(cmd.UserID), Value: v, Timestamp: cmd.SendAt}, nil)
+			produce(&kgo.Record{Topic: p.cfg.Topics.Commands, Key: []byte(cmd.UserID), Value: v, Timestamp: cmd.SendAt}, -1)
 		}
 		for _, ch := range out.Changes {
-			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, part)
+			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, id)
 		}
 	}
 	endStart := time.Now()
 	committed, err := s.End(ctx, kgo.TryCommit)
-	wg.Wait()
+	if err != nil {
+		// Records still buffered (a dead connection, a cancelled context)
+		// would never call their promises: fail them, so that none goes
+		// out after the abort.
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if aerr := s.Client().AbortBufferedRecords(actx); aerr != nil {
+			p.cfg.Logger.Warn("abort buffered records", "err", aerr)
+		}
+		cancel()
+	}
+	promised := make(chan struct{})
+	go func() { wg.Wait(); close(promised) }()
+	select {
+	case <-promised:
+	case <-ctx.Done():
+		return ctx.Err() // shutting down: the batch is abandoned, not applied
+	}
 	p.cfg.Logger.Debug("transaction ended", "seconds", time.Since(endStart).Seconds(), "batch_seconds", time.Since(start).Seconds())
+	for id, off := range lastOffset {
+		if part := p.parts[id]; part != nil {
+			part.produced = off
+		}
+	}
 	if err == nil && perr != nil {
 		err = perr
 	}
@@ -472,6 +502,9 @@ func (p *Processor) updateProgress() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, part := range p.parts {
+		if !p.assigned[id] {
+			continue // revoked: the next rebalance step closes it
+		}
 		ev, tm := part.task.Pending()
 		p.progress[id] = Progress{Committed: part.committed, Watermark: part.task.Watermark(), Buffered: ev, Timers: tm}
 	}

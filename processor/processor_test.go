@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -164,6 +165,14 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func testConfig(t *testing.T, seeds []kgo.Opt, clock processor.Clock, dir, txnID string) processor.Config {
+	if os.Getenv("MICROTRIGGER_TEST_DEBUG") != "" {
+		prefix := txnID + " "
+		seeds = append(append([]kgo.Opt(nil), seeds...), kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return prefix })))
+		return processor.Config{
+			Kafka: seeds, Pack: loadPack(t), StateDir: dir, Clock: clock, TickInterval: 10 * time.Millisecond, TransactionalID: txnID,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", txnID),
+		}
+	}
 	return processor.Config{
 		Kafka:           seeds,
 		Pack:            loadPack(t),

@@ -6,6 +6,9 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,4 +124,43 @@ func ReadAll(t testing.TB, seeds []kgo.Opt, topic string) []*kgo.Record {
 		})
 	}
 	return out
+}
+
+// Network is a dialer a test can cut: after Kill, every connection it made
+// is closed and new ones are refused, as if the process had died, while the
+// client itself is never closed (it sends no LeaveGroup, ends no
+// transaction).
+type Network struct {
+	mu    sync.Mutex
+	dead  bool
+	conns []net.Conn
+}
+
+// Opt makes a client dial through n.
+func (n *Network) Opt() kgo.Opt { return kgo.Dialer(n.dial) }
+
+func (n *Network) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.dead {
+		return nil, errors.New("network cut by the test")
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, host)
+	if err != nil {
+		return nil, err
+	}
+	n.conns = append(n.conns, c)
+	return c, nil
+}
+
+// Kill cuts the network.
+func (n *Network) Kill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dead = true
+	for _, c := range n.conns {
+		c.Close()
+	}
+	n.conns = nil
 }
