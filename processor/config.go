@@ -67,6 +67,12 @@ type Config struct {
 	// TransactionTimeout bounds how long a crashed instance's open
 	// transaction blocks readers. Default 10s.
 	TransactionTimeout time.Duration
+	// StaleStoreAfter discards a partition's store, and rebuilds it from
+	// the changelog, when it was last written longer ago than this: by then
+	// the changelog may have compacted away deletions it never saw. Keep it
+	// below the changelog's delete.retention.ms (Kafka's default: 24h).
+	// Default 12h.
+	StaleStoreAfter time.Duration
 	// Limits bounds per-user state; zero takes state.DefaultLimits.
 	Limits state.Limits
 	// CacheUsers is how many decoded users each partition keeps in memory.
@@ -108,6 +114,9 @@ func (c Config) withDefaults() (Config, error) {
 			host = "local"
 		}
 		c.TransactionalID = "microtrigger-processor-" + host
+	}
+	if c.StaleStoreAfter <= 0 {
+		c.StaleStoreAfter = 12 * time.Hour
 	}
 	if c.TransactionTimeout <= 0 {
 		c.TransactionTimeout = 10 * time.Second

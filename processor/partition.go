@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -46,7 +47,7 @@ func (p *Processor) partitionDir(id int32) string {
 // its last stable offset.
 func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
 	start := time.Now()
-	db, err := store.Open(p.partitionDir(id), store.Options{Logger: p.cfg.Logger, NoWAL: true})
+	db, err := p.openStore(id)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +74,39 @@ func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
 	p.cfg.Logger.Info("partition ready", "partition", id, "changelog_records", n,
 		"seconds", fmt.Sprintf("%.3f", secs), "buffered_events", events, "pending_timers", timers)
 	return part, nil
+}
+
+// metaAppliedAt is the wall-clock time (unix seconds) of the last batch the
+// store applied.
+const metaAppliedAt = "applied-at"
+
+// openStore opens a partition's store. A store last written longer ago than
+// Config.StaleStoreAfter is discarded: the changelog may have compacted
+// away tombstones it never saw (an erased user's waiting events, a
+// cancelled timer), so it is rebuilt from the start of the changelog.
+func (p *Processor) openStore(id int32) (*store.DB, error) {
+	dir := p.partitionDir(id)
+	opts := store.Options{Logger: p.cfg.Logger, NoWAL: true}
+	db, err := store.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	at, ok, err := db.MetaInt64(metaAppliedAt)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !ok || p.cfg.Clock.Now().Sub(time.Unix(at, 0)) <= p.cfg.StaleStoreAfter {
+		return db, nil
+	}
+	p.cfg.Logger.Info("discarding a stale partition store", "partition", id, "last_written", time.Unix(at, 0).UTC())
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("discard stale store of partition %d: %w", id, err)
+	}
+	return store.Open(dir, opts)
 }
 
 // restore applies the changelog records the store has not seen. A store
@@ -154,6 +188,9 @@ func (p *Processor) restore(ctx context.Context, part *partition) (int64, error)
 		}
 		if pending >= 10000 || done {
 			if err := b.SetMetaInt64(metaChangelogOffset, part.checkpoint); err != nil {
+				return n, err
+			}
+			if err := b.SetMetaInt64(metaAppliedAt, p.cfg.Clock.Now().Unix()); err != nil {
 				return n, err
 			}
 			if err := part.db.Apply(b); err != nil {

@@ -474,6 +474,9 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 			if err := part.batch.SetMetaInt64(metaChangelogOffset, part.checkpoint); err != nil {
 				return err
 			}
+			if err := part.batch.SetMetaInt64(metaAppliedAt, now.Unix()); err != nil {
+				return err
+			}
 		}
 		if err := part.db.Apply(part.batch); err != nil {
 			// Kafka has the batch; the store catches up from the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
 	"github.com/microtrigger/microtrigger/processor"
 	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -288,4 +290,56 @@ func TestMisroutedRecordsAreRerouted(t *testing.T) {
 	if moved != 1 {
 		t.Fatalf("%d re-routed copies, want 1", moved)
 	}
+}
+
+// TestStaleStoreIsRebuilt leaves a partition store untouched for longer
+// than StaleStoreAfter: on the next assignment it is discarded and rebuilt
+// from the changelog, so whatever it held that the changelog no longer
+// says (here, a key planted while the processor was down) is gone.
+func TestStaleStoreIsRebuilt(t *testing.T) {
+	_, seeds := kafkatest.Cluster(t, 1)
+	clock := processor.NewManualClock(t0.Add(-time.Hour))
+	dir := t.TempDir()
+	ctx := context.Background()
+	producer := kafkatest.Client(t, seeds...)
+	in := start(t, testConfig(t, seeds, clock, dir, "stale-test"))
+	sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
+	if err := sim.Play(ctx, []processor.TimedRecord{identify(t, "u1", "ada@example.com"), page(t, 0, "u1", "/pricing")}); err != nil {
+		t.Fatal(err)
+	}
+	in.stop(t)
+
+	planted := []byte("u-planted-while-down")
+	db, err := store.Open(filepath.Join(dir, "p-0"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	b.Put(planted, []byte("stale"))
+	if err := db.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	check := func(wantPlanted bool) {
+		t.Helper()
+		in := start(t, testConfig(t, seeds, clock, dir, "stale-test"))
+		sim.Processors = []*processor.Processor{in.p}
+		if err := sim.Play(ctx, []processor.TimedRecord{page(t, clock.Now().Sub(t0), "u2", "/blog")}); err != nil {
+			t.Fatal(err)
+		}
+		in.stop(t)
+		db, err := store.Open(filepath.Join(dir, "p-0"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		v, _ := db.Get(planted)
+		if (v != nil) != wantPlanted {
+			t.Fatalf("planted key present: %v, want %v", v != nil, wantPlanted)
+		}
+	}
+	check(true) // an hour later: the store is reused as it is
+	clock.Set(clock.Now().Add(13 * time.Hour))
+	check(false) // 13 hours later: rebuilt from the changelog
 }
