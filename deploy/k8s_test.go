@@ -488,9 +488,12 @@ func TestStatefulSets(t *testing.T) {
 	}
 }
 
-func TestProcessorRules(t *testing.T) {
+func TestProcessorVolumesAndRules(t *testing.T) {
 	m := loadManifests(t)
 	s := m.statefulSets["microtrigger-processor"]
+	if r := s.Spec.PersistentVolumeClaimRetentionPolicy; r == nil || r.WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+		t.Errorf("the processor keeps the volumes of removed pods; their checkpoints would grow stale (%+v)", r)
+	}
 	c, cl := m.container(t, s)
 	dir, _ := cl.setting("rules")
 	vm, v := mountOf(s, c, dir)
