@@ -15,7 +15,7 @@ import (
 // A command line as a deployment artefact writes it: the container's
 // arguments (command first, e.g. "processor") and its environment.
 type commandLine struct {
-	where string // for messages: "k8s StatefulSet microtrigger-sink", "compose service sink"
+	where string // for messages: "StatefulSet microtrigger-sink", "compose service sink"
 	args  []string
 	env   map[string]string
 }
