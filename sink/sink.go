@@ -172,6 +172,9 @@ func (s *Sink) setFatal(err error) {
 func (s *Sink) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
 	parts := m[s.cfg.Topics.Commands]
 	if len(parts) == 0 {
+		// Joined with nothing to own (more sinks than partitions): as
+		// ready as it will get.
+		s.ready.Store(true)
 		return
 	}
 	start := time.Now()
@@ -183,6 +186,9 @@ func (s *Sink) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32
 	}
 	s.metrics.assigned.Add(ctx, int64(len(parts)))
 	s.cfg.Logger.Info("partitions assigned", "partitions", parts, "restore", time.Since(start).Round(time.Millisecond))
+	// Ready as soon as the ledger of what it owns is restored, not when the
+	// first command arrives: an idle sink is a ready sink.
+	s.ready.Store(true)
 }
 
 // revoked closes the ledger of lost partitions. It commits nothing: every

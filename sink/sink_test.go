@@ -440,3 +440,39 @@ func TestConsoleTransport(t *testing.T) {
 		t.Fatalf("console output:\n%s", text)
 	}
 }
+
+// TestIdleSinkIsReady: readiness means the ledger of the owned partitions
+// is restored, so a sink with nothing to send becomes ready too.
+func TestIdleSinkIsReady(t *testing.T) {
+	_, seeds := kafkatest.Cluster(t, 2)
+	l, err := render.LoadLocal(os.DirFS("../testdata/templates"), render.Address{Email: "hello@shop.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sink.New(sink.Config{Kafka: seeds, StateDir: t.TempDir(), Transport: sink.Console(&lockedBuffer{}, l)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Ready() {
+		t.Fatal("ready before it has joined")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for !s.Ready() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("an idle sink never became ready")
+		}
+	}
+}
