@@ -43,7 +43,9 @@ fuzz:
 ## rewrite: regenerate datadriven golden files after an intended change
 rewrite:
 	$(GO) test ./schema -run Golden -rewrite
+	$(GO) test ./processor/rules -run TestCheck -rewrite
 	$(GO) test ./processor/backtest -run Golden -rewrite
+	$(GO) test ./deploy -run TestGeneratedConfigMaps -rewrite
 
 clean:
 	rm -f microtrigger
