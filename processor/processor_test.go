@@ -68,7 +68,7 @@ type instance struct {
 	done   chan error
 }
 
-func start(t *testing.T, cfg processor.Config) *instance {
+func start(t testing.TB, cfg processor.Config) *instance {
 	t.Helper()
 	p, err := processor.New(cfg)
 	if err != nil {
@@ -88,7 +88,7 @@ func start(t *testing.T, cfg processor.Config) *instance {
 	return in
 }
 
-func (in *instance) stop(t *testing.T) {
+func (in *instance) stop(t testing.TB) {
 	in.cancel()
 	if err := <-in.done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("processor: %v", err)
@@ -166,7 +166,7 @@ func TestEndToEnd(t *testing.T) {
 	_ = kgo.Record{}
 }
 
-func testConfig(t *testing.T, seeds []kgo.Opt, clock processor.Clock, dir, txnID string) processor.Config {
+func testConfig(t testing.TB, seeds []kgo.Opt, clock processor.Clock, dir, txnID string) processor.Config {
 	if os.Getenv("MICROTRIGGER_TEST_DEBUG") != "" {
 		prefix := txnID + " "
 		seeds = append(append([]kgo.Opt(nil), seeds...), kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return prefix })))
