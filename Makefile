@@ -1,7 +1,7 @@
 # microtrigger: `make run` shows it work, `make test` is what CI runs.
 GO          ?= go
 STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
-BENCHTIME   ?= 1x
+BENCHTIME   ?= 1s
 PKGS        := ./...
 
 .PHONY: run build test vet staticcheck unit bench fuzz rewrite clean

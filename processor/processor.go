@@ -32,6 +32,7 @@ type Processor struct {
 	parts    map[int32]*partition // owned by the Run goroutine
 	nparts   int                  // partitions of the events topic
 	keyPart  kgo.TopicPartitioner
+	keyRec   kgo.Record // scratch for keyPart, reused per record
 	ready    atomic.Bool
 	produced []*kgo.Record // scratch
 }
@@ -534,7 +535,8 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) e
 		return nil
 	}
 	key := []byte(ev.UserKey())
-	if want := int32(p.keyPart.Partition(&kgo.Record{Key: key}, p.nparts)); want != r.Partition && !rerouted(r) {
+	p.keyRec.Key = key
+	if want := int32(p.keyPart.Partition(&p.keyRec, p.nparts)); want != r.Partition && !rerouted(r) {
 		// Keyed with another partitioner (librdkafka's CRC32) or by
 		// another field: send it where its user's state lives.
 		rec := &kgo.Record{Topic: p.cfg.Topics.Events, Key: key, Value: r.Value, Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),

@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -35,7 +36,7 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	events := clickstream.Generate(clickstream.Config{Users: 100_000, EventsPerUser: 10, Seed: 1})
 	n := len(events)
-	_, seeds := kafkatest.Cluster(b, 12)
+	cluster, seeds := kafkatest.Cluster(b, 12)
 	ctx := context.Background()
 	producer := kafkatest.Client(b, append(seeds, kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(1<<20))...)
 	start := time.Now()
@@ -51,17 +52,28 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	b.Logf("produced %d events in %v", n, time.Since(start))
 
+	// A first pass warms what a long-running process has warm (the heap's
+	// size, compiled CEL programs, page cache); it is not measured.
+	// Each pass has its own changelog, so that none restores the state an
+	// earlier pass left (its events would then all be duplicates).
+	pass := func(name string, atLeastOnce bool) (float64, time.Duration) {
+		if err := cluster.CreateTopic(name+"-changelog", 12, map[string]string{"cleanup.policy": "compact"}); err != nil {
+			b.Fatal(err)
+		}
+		return processAll(b, seeds, events, name, atLeastOnce)
+	}
+	pass("bench-warmup", true)
 	for i := 0; i < b.N; i++ {
 		raw := rawConsume(b, seeds, n)
 		b.ReportMetric(raw, "raw-rec/s")
-		eos, eosCPU := processAll(b, seeds, events, "bench-eos", false)
+		eos, eosCPU := pass(fmt.Sprintf("bench-eos-%d", i), false)
 		b.ReportMetric(eos, "eos-rec/s")
 		b.ReportMetric(eos/raw, "eos/raw")
 		b.ReportMetric(float64(eosCPU.Microseconds())/float64(n), "eos-cpu-µs/event")
 		if os.Getenv("SKIPALO") != "" {
 			continue
 		}
-		alo, _ := processAll(b, seeds, events, "bench-alo", true)
+		alo, _ := pass(fmt.Sprintf("bench-alo-%d", i), true)
 		b.ReportMetric(alo, "alo-rec/s")
 		b.ReportMetric(alo/raw, "alo/raw")
 		b.ReportMetric(eos/alo, "eos/alo")
@@ -92,7 +104,7 @@ func processAll(b *testing.B, seeds []kgo.Opt, events []clickstream.Event, group
 	clock := processor.NewManualClock(events[len(events)-1].Time)
 	p, err := processor.New(processor.Config{
 		Kafka: append(append([]kgo.Opt(nil), seeds...), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20)),
-		Group: group, Pack: loadPack(b), StateDir: b.TempDir(), Clock: clock,
+		Group: group, Topics: processor.Topics{Changelog: group + "-changelog"}, Pack: loadPack(b), StateDir: b.TempDir(), Clock: clock,
 		TransactionalID: group, DisableExactlyOnce: atLeastOnce, MaxPollRecords: 20000,
 	})
 	if err != nil {
