@@ -18,25 +18,52 @@ type keyCheck struct {
 	i     int
 	depth int
 	err   *ValidationError
-	keys  [][]byte // keys of all open objects, innermost last
-	path  [][]byte // key of each open object member, for messages
+	// Keys of all open objects, innermost last, as offsets into b: in the
+	// array while they fit, so that a typical event allocates nothing.
+	keys  [64]span
+	nkeys int
+	spill []span
+	// The key of each open object member, for messages.
+	path  [maxDepth + 1]span
+	npath int
 }
+
+type span struct{ start, end int32 }
 
 const maxDepth = 32
 
 func checkKeys(b []byte) *ValidationError {
-	var keys, path [24][]byte
-	s := keyCheck{b: b, keys: keys[:0], path: path[:0]}
+	var s keyCheck
+	s.b = b
 	s.ws()
 	s.value()
 	return s.err
 }
 
+func (s *keyCheck) key(i int) []byte {
+	sp := s.keys[0]
+	if i < len(s.keys) {
+		sp = s.keys[i]
+	} else {
+		sp = s.spill[i-len(s.keys)]
+	}
+	return s.b[sp.start:sp.end]
+}
+
+func (s *keyCheck) pushKey(sp span) {
+	if s.nkeys < len(s.keys) {
+		s.keys[s.nkeys] = sp
+	} else {
+		s.spill = append(s.spill[:s.nkeys-len(s.keys)], sp)
+	}
+	s.nkeys++
+}
+
 func (s *keyCheck) fail(r Reason, format string, args ...any) {
 	if s.err == nil {
-		parts := make([]string, len(s.path))
-		for i, p := range s.path {
-			parts[i] = string(unescapeKey(p))
+		parts := make([]string, s.npath)
+		for i, p := range s.path[:s.npath] {
+			parts[i] = string(unescapeKey(s.b[p.start:p.end]))
 		}
 		s.err = invalid(r, strings.Join(parts, "."), format, args...)
 	}
@@ -75,8 +102,9 @@ func (s *keyCheck) value() {
 	}
 }
 
-// str skips a string and returns its raw contents (escapes undecoded).
-func (s *keyCheck) str() []byte {
+// str skips a string and returns where its raw contents (escapes
+// undecoded) are.
+func (s *keyCheck) str() span {
 	start := s.i + 1
 	j := start
 	for j <= len(s.b) {
@@ -87,7 +115,7 @@ func (s *keyCheck) str() []byte {
 		bs := bytes.IndexByte(s.b[j:j+q], '\\')
 		if bs < 0 {
 			s.i = j + q + 1
-			return s.b[start : j+q]
+			return span{int32(start), int32(j + q)}
 		}
 		p := j + bs // an escape
 		if p+1 >= len(s.b) {
@@ -109,13 +137,13 @@ func (s *keyCheck) str() []byte {
 			}
 			if !ok2 || utf16.DecodeRune(r, lo) == 0xfffd {
 				s.fail(ReasonInvalidUTF8, "lone UTF-16 surrogate in \\u escape at byte %d", p)
-				return nil
+				return span{}
 			}
 			j += 6
 		}
 	}
 	s.fail(ReasonNotJSON, "unterminated string")
-	return nil
+	return span{}
 }
 
 func hex4(b []byte, at int) (rune, bool) {
@@ -144,8 +172,8 @@ func (s *keyCheck) object() {
 	}
 	defer func() { s.depth-- }()
 	s.i++ // {
-	base := len(s.keys)
-	defer func() { s.keys = s.keys[:base] }()
+	base := s.nkeys
+	defer func() { s.nkeys = base }()
 	for s.err == nil {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] == '}' {
@@ -160,18 +188,20 @@ func (s *keyCheck) object() {
 			s.fail(ReasonNotJSON, "expected an object key at byte %d", s.i)
 			return
 		}
-		k := s.str()
+		sp := s.str()
 		if s.err != nil {
 			return
 		}
-		s.path = append(s.path, k)
-		for _, prev := range s.keys[base:] {
-			if sameKey(prev, k) {
+		s.path[s.npath] = sp
+		s.npath++
+		k := s.b[sp.start:sp.end]
+		for i := base; i < s.nkeys; i++ {
+			if sameKey(s.key(i), k) {
 				s.fail(ReasonDuplicateKey, "key appears more than once in its object")
 				return
 			}
 		}
-		s.keys = append(s.keys, k)
+		s.pushKey(sp)
 		s.ws()
 		if s.i < len(s.b) && s.b[s.i] == ':' {
 			s.i++
@@ -181,7 +211,7 @@ func (s *keyCheck) object() {
 		if s.err != nil {
 			return
 		}
-		s.path = s.path[:len(s.path)-1]
+		s.npath--
 	}
 }
 
