@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -58,6 +59,11 @@ func Open(dir string, o Options) (*DB, error) {
 		DisableWAL:         o.NoWAL,
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// User states are rewritten often: the fastest compression keeps
+	// compactions cheap on CPU.
+	for i := range opts.Levels {
+		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
+	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
