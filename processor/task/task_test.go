@@ -1,0 +1,70 @@
+package task_test
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/microtrigger/microtrigger/processor/engine"
+	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/store"
+	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/schema"
+)
+
+// TestLateEventsAreAppliedAndCounted offers an event older than the
+// watermark: it is applied at once (its logical time is its own), counted
+// as late, and not dropped.
+func TestLateEventsAreAppliedAndCounted(t *testing.T) {
+	pack, err := rules.Load(os.DirFS("../../testdata/rules"), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open("", store.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	offer := func(id string, at time.Time, m map[string]any) {
+		t.Helper()
+		m["userId"], m["messageId"], m["timestamp"] = "u1", id, schema.FormatTime(at)
+		raw, _ := json.Marshal(m)
+		ev, err := schema.DecodeEvent(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tk.Offer(task.Input{Event: ev, Raw: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pricing := func() map[string]any {
+		return map[string]any{"type": "page", "context": map[string]any{"page": map[string]any{"path": "/pricing"}}}
+	}
+	offer("traits", t0.Add(-time.Minute), map[string]any{"type": "identify", "traits": map[string]any{"email": "u1@example.com", "email_opt_in": true}})
+	offer("v1", t0, pricing())
+	if err := tk.Advance(t0.Add(10 * time.Minute)); err != nil { // W = 10:09:55
+		t.Fatal(err)
+	}
+	offer("v2", t0.Add(5*time.Minute), pricing()) // late by almost five minutes
+	if err := tk.AdvanceWatermark(t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := tk.Flush(db.NewBatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Stats.Late != 1 {
+		t.Errorf("late events counted: %d, want 1", out.Stats.Late)
+	}
+	if len(out.Commands) != 1 || !out.Commands[0].SendAt.Equal(t0.Add(15*time.Minute)) {
+		t.Fatalf("the late view was not applied at its own time: %+v", out.Commands)
+	}
+}
