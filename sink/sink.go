@@ -23,6 +23,9 @@ type Sink struct {
 	mu     sync.Mutex
 	ledger *ledger.Ledger
 	fatal  error // from a rebalance callback
+	// opened is closed once ledger is set: the client, which the ledger
+	// needs as its producer, may join the group and call assigned first.
+	opened chan struct{}
 }
 
 // New checks cfg and returns a sink. It connects to nothing until Run.
@@ -31,7 +34,7 @@ func New(cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, metrics: newMetrics(cfg.Meter)}, nil
+	return &Sink{cfg: cfg, metrics: newMetrics(cfg.Meter), opened: make(chan struct{})}, nil
 }
 
 // Ready reports whether the sink has joined its group and restored the
@@ -73,6 +76,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ledger = led
 	s.mu.Unlock()
+	close(s.opened)
 	defer led.Close()
 	if err := s.checkTopics(ctx, cl); err != nil {
 		return err
@@ -177,6 +181,11 @@ func (s *Sink) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32
 		s.ready.Store(true)
 		return
 	}
+	select {
+	case <-s.opened:
+	case <-ctx.Done():
+		return
+	}
 	start := time.Now()
 	if err := s.ledger.Assign(ctx, parts); err != nil {
 		if ctx.Err() == nil {
@@ -198,6 +207,11 @@ func (s *Sink) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int32)
 	parts := m[s.cfg.Topics.Commands]
 	if len(parts) == 0 {
 		return
+	}
+	select {
+	case <-s.opened:
+	default:
+		return // no ledger yet: nothing was opened
 	}
 	if err := s.ledger.Revoke(parts); err != nil {
 		s.cfg.Logger.Warn("close ledger partitions", "partitions", parts, "err", err)
