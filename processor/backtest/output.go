@@ -23,40 +23,10 @@ func (r *run) write(dir string) ([]string, error) {
 	}
 	slices.SortFunc(r.cmds, compareCommands)
 	slices.SortFunc(r.sups, compareSuppressions)
-	err := writeFile(filepath.Join(dir, CommandsFile), func(f *os.File) error {
-		w := bufio.NewWriterSize(f, 1<<16)
-		var buf []byte
-		for i := range r.cmds {
-			var err error
-			if buf, err = schema.AppendCommand(buf[:0], &r.cmds[i]); err != nil {
-				return err
-			}
-			buf = append(buf, '\n')
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-		}
-		return w.Flush()
-	})
-	if err != nil {
+	if err := writeLines(filepath.Join(dir, CommandsFile), r.cmds, schema.AppendCommand); err != nil {
 		return nil, err
 	}
-	err = writeFile(filepath.Join(dir, SuppressionsFile), func(f *os.File) error {
-		w := bufio.NewWriterSize(f, 1<<16)
-		var buf []byte
-		for i := range r.sups {
-			var err error
-			if buf, err = schema.AppendSuppression(buf[:0], &r.sups[i]); err != nil {
-				return err
-			}
-			buf = append(buf, '\n')
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-		}
-		return w.Flush()
-	})
-	if err != nil {
+	if err := writeLines(filepath.Join(dir, SuppressionsFile), r.sups, schema.AppendSuppression); err != nil {
 		return nil, err
 	}
 	return []string{CommandsFile, SuppressionsFile}, nil
@@ -111,4 +81,23 @@ func writeFile(path string, fill func(*os.File) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeLines writes one JSON line per item, encoded by appendJSON.
+func writeLines[T any](path string, items []T, appendJSON func([]byte, *T) ([]byte, error)) error {
+	return writeFile(path, func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 1<<16)
+		var buf []byte
+		for i := range items {
+			var err error
+			if buf, err = appendJSON(buf[:0], &items[i]); err != nil {
+				return err
+			}
+			buf = append(buf, '\n')
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		return w.Flush()
+	})
 }

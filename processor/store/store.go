@@ -112,7 +112,11 @@ func (d *DB) MetaInt64(name string) (int64, bool, error) {
 }
 
 func (d *DB) scan(prefix byte, fn func(k, v []byte) error) error {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: prefixEnd(prefix)})
+	return d.iterate(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: prefixEnd(prefix)}, fn)
+}
+
+func (d *DB) iterate(o *pebble.IterOptions, fn func(k, v []byte) error) error {
+	it, err := d.db.NewIter(o)
 	if err != nil {
 		return err
 	}
@@ -166,22 +170,7 @@ func (d *DB) Users(fn func(h Hash, v []byte) error) error {
 
 // All calls fn for every key and value, in key order (tests and tools).
 func (d *DB) All(fn func(k, v []byte) error) error {
-	it, err := d.db.NewIter(nil)
-	if err != nil {
-		return err
-	}
-	for it.First(); it.Valid(); it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return err
-		}
-		if err := fn(it.Key(), v); err != nil {
-			it.Close()
-			return err
-		}
-	}
-	return errors.Join(it.Error(), it.Close())
+	return d.iterate(nil, fn)
 }
 
 // Batch is a set of changes applied atomically. Put with a nil value

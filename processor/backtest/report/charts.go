@@ -105,6 +105,19 @@ func (c *Chart) legend(x0, y, width float64, names []string, col map[string]stri
 	return rows * 18
 }
 
+// yAxis draws a vertical scale from 0 to a round number above peak, with
+// its grid lines, and returns the function mapping values to y.
+func yAxis(c *Chart, left, top, plotW, plotH float64, peak int64) func(float64) float64 {
+	ymax := niceMax(float64(peak))
+	y := func(v float64) float64 { return top + plotH - v/ymax*plotH }
+	for i := 0; i <= 4; i++ {
+		v := ymax * float64(i) / 4
+		c.Lines = append(c.Lines, Line{X1: left, Y1: y(v), X2: left + plotW, Y2: y(v), Stroke: gridColor, Width: 1})
+		c.Texts = append(c.Texts, Text{X: left - 6, Y: y(v) + 4, S: fmtNum(v), Anchor: "end", Size: small, Fill: faint})
+	}
+	return y
+}
+
 // sendsPerDayChart stacks each day's sends by trigger.
 func sendsPerDayChart(run *Run, names []string, col map[string]string) *Chart {
 	if len(run.SendsPerDay) == 0 {
@@ -117,13 +130,7 @@ func sendsPerDayChart(run *Run, names []string, col map[string]string) *Chart {
 	for _, d := range run.SendsPerDay {
 		peak = max(peak, d.Total)
 	}
-	ymax := niceMax(float64(peak))
-	y := func(v float64) float64 { return top + plotH - v/ymax*plotH }
-	for i := 0; i <= 4; i++ {
-		v := ymax * float64(i) / 4
-		c.Lines = append(c.Lines, Line{X1: left, Y1: y(v), X2: left + plotW, Y2: y(v), Stroke: gridColor, Width: 1})
-		c.Texts = append(c.Texts, Text{X: left - 6, Y: y(v) + 4, S: fmtNum(v), Anchor: "end", Size: small, Fill: faint})
-	}
+	y := yAxis(c, left, top, plotW, plotH, peak)
 	n := len(run.SendsPerDay)
 	step := plotW / float64(n)
 	bw := math.Min(math.Max(step*0.8, 1), 48)
@@ -341,13 +348,7 @@ func ttcChart(run *Run) *Chart {
 	for _, b := range run.TimeToConversion {
 		peak = max(peak, b.Count)
 	}
-	ymax := niceMax(float64(peak))
-	y := func(v float64) float64 { return top + plotH - v/ymax*plotH }
-	for i := 0; i <= 4; i++ {
-		v := ymax * float64(i) / 4
-		c.Lines = append(c.Lines, Line{X1: left, Y1: y(v), X2: left + plotW, Y2: y(v), Stroke: gridColor, Width: 1})
-		c.Texts = append(c.Texts, Text{X: left - 6, Y: y(v) + 4, S: fmtNum(v), Anchor: "end", Size: small, Fill: faint})
-	}
+	y := yAxis(c, left, top, plotW, plotH, peak)
 	n := len(run.TimeToConversion)
 	step := plotW / float64(n)
 	for i, b := range run.TimeToConversion {
