@@ -572,7 +572,7 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 			return nil
 		}
 	}
-	est, err := c.env.EstimateCost(ast, sizeEstimator{})
+	est, err := c.env.EstimateCost(ast, sizeEstimator{state.DefaultLimits()})
 	if err != nil {
 		c.e.Add(n.ExprPos(1, 0), "%s: estimate cost: %v", what, err)
 		return nil
@@ -581,7 +581,10 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 		c.e.Add(n.ExprPos(1, 0), "%s: estimated cost %d exceeds the limit %d; iterate over less", what, est.Max, c.opts.MaxCost)
 		return nil
 	}
-	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(c.opts.MaxCost))
+	// No per-step cost accounting at run time: it doubles the price of
+	// every evaluation, and the estimate above is already a bound, since
+	// every list, map and string a rule can see is bounded (sizeEstimator).
+	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		c.e.Add(n.ExprPos(1, 0), "%s: %v", what, err)
 		return nil
@@ -589,20 +592,45 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg}
 }
 
-// sizeEstimator bounds the size of every list, map and string a rule can
-// see by the largest per-user limit, so estimates are finite.
-type sizeEstimator struct{}
+// sizeEstimator gives the largest size every list, map and string a rule
+// can see may have: the per-user bounds for user state, and for event data
+// what fits in an event of schema.MaxEventBytes. With it the cost estimate
+// is a bound, which is why evaluations run without cost accounting.
+type sizeEstimator struct{ l state.Limits }
 
-func (sizeEstimator) EstimateSize(cost.AstNode) *cost.SizeEstimate {
-	l := state.DefaultLimits()
-	s := cost.RangedSizeEstimate(0, uint64(max(l.AggEntry, 1024)))
+func (e sizeEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	bound := uint64(schema.MaxEventBytes) // a string, or the entries of an event's map
+	p := n.Path()
+	if len(p) >= 2 && p[0] == "user" {
+		switch p[1] {
+		case "pages":
+			bound = uint64(e.l.Pages)
+		case "last_seen", "counts":
+			bound = uint64(e.l.EventKeys)
+		case "hovers", "videos":
+			bound = uint64(e.l.Elements)
+		case "traits":
+			bound = uint64(e.l.Traits)
+		case "seen_ids":
+			bound = uint64(e.l.SeenIDs)
+		case "sends":
+			bound = uint64(e.l.Sends)
+		case "cart":
+			bound = uint64(e.l.CartItems)
+		case "session":
+			bound = uint64(e.l.Session)
+		case "aggs":
+			bound = uint64(e.l.AggEntry)
+		}
+	}
+	s := cost.RangedSizeEstimate(0, bound)
 	return &s
 }
 
-func (sizeEstimator) EstimateCallCost(fn, _ string, _ *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
+func (e sizeEstimator) EstimateCallCost(fn, _ string, _ *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
 	switch fn {
 	case "agg":
-		return &cost.CallEstimate{CostEstimate: cost.FixedCostEstimate(uint64(state.DefaultLimits().AggEntry))}
+		return &cost.CallEstimate{CostEstimate: cost.FixedCostEstimate(uint64(e.l.AggEntry))}
 	case "views", "scroll", "dwell", "sessionScroll", "sessionVideo", "hovers", "count", "seen", "last", "seenSince", "num", "str", "trait":
 		return &cost.CallEstimate{CostEstimate: cost.FixedCostEstimate(1)}
 	}

@@ -8,9 +8,10 @@
 // type and estimated cost. Each problem is an [Error] positioned at
 // file:line:col inside the YAML file, not merely inside the expression.
 //
-// The result is a [Pack]: compiled, cost-limited CEL programs indexed by the
-// event names that wake them, so that an event evaluates only the rules that
-// can fire on it. The pack is the rule format and its compiled form; running
+// The result is a [Pack]: compiled CEL programs, each with a worst-case cost
+// bounded at load (from the per-user state bounds and the event size limit),
+// indexed by the event names that wake them, so that an event evaluates only
+// the rules that can fire on it. The pack is the rule format and its compiled form; running
 // it against user state is the engine's job (processor/engine), and the
 // policy decisions it configures are processor/policy's.
 package rules
