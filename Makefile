@@ -35,6 +35,7 @@ bench:
 fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
 	$(GO) test ./processor/rules -run '^$$' -fuzz FuzzLoad -fuzztime 30s
+	$(GO) test ./processor/state -run '^$$' -fuzz FuzzUnmarshal -fuzztime 30s
 	$(GO) test ./sink/render -run '^$$' -fuzz FuzzLoadMapping -fuzztime 30s
 	$(GO) test ./sink/webhook -run '^$$' -fuzz FuzzParseEvents -fuzztime 30s
 	$(GO) test ./processor/backtest -run '^$$' -fuzz 'FuzzLineReader$$' -fuzztime 30s

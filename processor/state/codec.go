@@ -9,6 +9,7 @@ import (
 
 // Encoding versions. The first byte of every encoded value is its version;
 // a reader refuses versions it does not know rather than misread them.
+// Version 1 (CBOR) is still read; Marshal writes versionBinary.
 const (
 	versionCBOR   byte = 1
 	versionErased byte = 0xE0
@@ -17,10 +18,10 @@ const (
 // ErrUnknownVersion is returned for an encoding this build cannot read.
 var ErrUnknownVersion = errors.New("state: unknown encoding version")
 
-// Codec encodes users deterministically (CBOR, core deterministic map order,
-// times as RFC 3339 UTC text so that no precision is lost): equal states give
-// equal bytes, which the changelog and the live-equals-replay invariant rely
-// on.
+// Codec encodes users deterministically (a compact binary layout, map
+// entries sorted by key, times as Unix nanoseconds so that no precision is
+// lost): equal states give equal bytes, which the changelog and the
+// invariants check rely on.
 type Codec struct {
 	enc cbor.EncMode
 	dec cbor.DecMode
@@ -48,8 +49,13 @@ func NewCodec() *Codec {
 	return &Codec{enc: enc, dec: dec}
 }
 
-// Marshal encodes u.
+// Marshal encodes u (the compact binary encoding).
 func (c *Codec) Marshal(u *User) ([]byte, error) {
+	return marshalBinary(nil, u)
+}
+
+// marshalCBOR is the first encoding, still read; tests compare the two.
+func (c *Codec) marshalCBOR(u *User) ([]byte, error) {
 	b, err := c.enc.Marshal(u)
 	if err != nil {
 		return nil, fmt.Errorf("encode user state: %w", err)
@@ -59,12 +65,16 @@ func (c *Codec) Marshal(u *User) ([]byte, error) {
 	return append(out, b...), nil
 }
 
-// Unmarshal decodes a value written by Marshal.
+// Unmarshal decodes a value written by Marshal, in any known version.
 func (c *Codec) Unmarshal(b []byte) (*User, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode user state: empty value")
 	}
-	if b[0] != versionCBOR {
+	switch b[0] {
+	case versionBinary:
+		return unmarshalBinary(b[1:])
+	case versionCBOR:
+	default:
 		return nil, fmt.Errorf("decode user state: version %d: %w", b[0], ErrUnknownVersion)
 	}
 	u := &User{}
