@@ -64,7 +64,9 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	pass("bench-warmup", true)
 	for i := 0; i < b.N; i++ {
-		raw := rawConsume(b, seeds, n)
+		// The fastest of three reads: the ratios below are then the least
+		// flattering ones.
+		raw := max(rawConsume(b, seeds, n), rawConsume(b, seeds, n), rawConsume(b, seeds, n))
 		b.ReportMetric(raw, "raw-rec/s")
 		eos, eosCPU := pass(fmt.Sprintf("bench-eos-%d", i), false)
 		b.ReportMetric(eos, "eos-rec/s")
