@@ -89,7 +89,7 @@ func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
 	}
 	c := &compiler{env: env, opts: opts, e: e}
 	for _, n := range raw.aggs {
-		f := n.Fields(&yamlpos.Errors{}, "", aggFields...) // errors were reported by declareAggregate
+		f := n.Fields(&yamlpos.Errors{}, "", aggFields()...) // errors were reported by declareAggregate
 		name := ""
 		if nn := f["name"]; nn != nil {
 			name = nn.Value
@@ -222,10 +222,10 @@ func duration(n *yamlpos.Node, e *yamlpos.Errors, what string) time.Duration {
 	return d
 }
 
-var aggFields = []string{"name", "on", "kind", "window", "when", "value", "by"}
+func aggFields() []string { return []string{"name", "on", "kind", "window", "when", "value", "by"} }
 
 func declareAggregate(n *yamlpos.Node, e *yamlpos.Errors) *Aggregate {
-	f := n.Fields(e, "aggregate", aggFields...)
+	f := n.Fields(e, "aggregate", aggFields()...)
 	if f == nil {
 		return nil
 	}
@@ -283,14 +283,16 @@ func (c *compiler) compileAggregate(a *Aggregate, f map[string]*yamlpos.Node) {
 	}
 }
 
-var triggerFields = []string{
-	"name", "description", "intent", "priority", "on", "when", "wait", "recheck", "restart",
-	"exit_on", "cooldown", "reentry", "holdout", "variants", "template", "data", "steps", "quiet_hours",
+func triggerFields() []string {
+	return []string{
+		"name", "description", "intent", "priority", "on", "when", "wait", "recheck", "restart",
+		"exit_on", "cooldown", "reentry", "holdout", "variants", "template", "data", "steps", "quiet_hours",
+	}
 }
 
 func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 	e := c.e
-	f := n.Fields(e, "trigger", triggerFields...)
+	f := n.Fields(e, "trigger", triggerFields()...)
 	if f == nil {
 		return nil
 	}

@@ -252,13 +252,13 @@ func (f *File) testCase(n *yamlpos.Node, index int, e *yamlpos.Errors) *Case {
 			e.Add(cn.Pos, "command_test entry needs an eval_time")
 		}
 		if x := cf["exp_commands"]; x != nil {
-			cp.Commands = expects(x, e, "exp_commands", commandFields)
+			cp.Commands = expects(x, e, "exp_commands", commandFields())
 		}
 		if cp.Commands == nil {
 			cp.Commands = []Expect{}
 		}
 		if x := cf["exp_suppressions"]; x != nil {
-			cp.Suppressions = expects(x, e, "exp_suppressions", suppressionFields)
+			cp.Suppressions = expects(x, e, "exp_suppressions", suppressionFields())
 			if cp.Suppressions == nil {
 				cp.Suppressions = []Expect{}
 			}
@@ -268,10 +268,13 @@ func (f *File) testCase(n *yamlpos.Node, index int, e *yamlpos.Errors) *Case {
 	return c
 }
 
-var (
-	commandFields     = []string{"id", "user_id", "email", "trigger", "step", "template", "variant", "intent", "send_at", "data", "cause"}
-	suppressionFields = []string{"user_id", "trigger", "step", "template", "variant", "reason", "at", "until"}
-)
+func commandFields() []string {
+	return []string{"id", "user_id", "email", "trigger", "step", "template", "variant", "intent", "send_at", "data", "cause"}
+}
+
+func suppressionFields() []string {
+	return []string{"user_id", "trigger", "step", "template", "variant", "reason", "at", "until"}
+}
 
 func expects(n *yamlpos.Node, e *yamlpos.Errors, what string, allowed []string) []Expect {
 	if n.Kind == yamlpos.Null {

@@ -311,7 +311,7 @@ func (t *Task) collect(h store.Hash, e *entry, res *engine.Result) {
 
 // timerValue is the value of a due-index entry. Not empty: Kafka clients
 // may not tell an empty value from a null one, which deletes.
-var timerValue = []byte{1}
+func timerValue() []byte { return []byte{1} }
 
 // Flush writes everything since the last Flush into b and returns the
 // batch's output; the same changes are in Output.Changes, in key order.
@@ -350,7 +350,7 @@ func (t *Task) Flush(b *store.Batch) (Output, error) {
 				}
 			}
 			if !due.IsZero() {
-				if err := put(store.TimerKey(due, h), timerValue); err != nil {
+				if err := put(store.TimerKey(due, h), timerValue()); err != nil {
 					return Output{}, err
 				}
 			}

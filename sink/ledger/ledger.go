@@ -116,7 +116,7 @@ const (
 	prefixMeta    = 'm'
 )
 
-var metaOffset = []byte{prefixMeta, 'o', 'f', 'f', 's', 'e', 't'}
+func metaOffset() []byte { return []byte{prefixMeta, 'o', 'f', 'f', 's', 'e', 't'} }
 
 func commandKey(id string) []byte { return append([]byte{prefixCommand}, id...) }
 
@@ -216,7 +216,7 @@ func (l *Ledger) open(id int32) (*partition, error) {
 		return nil, fmt.Errorf("ledger: open partition %d store: %w", id, err)
 	}
 	p := &partition{id: id, db: db}
-	v, closer, err := db.Get(metaOffset)
+	v, closer, err := db.Get(metaOffset())
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
@@ -340,7 +340,7 @@ func (p *partition) reset() error {
 	if err := b.DeleteRange([]byte{prefixCommand}, []byte{prefixCommand + 1}, nil); err != nil {
 		return err
 	}
-	if err := b.Delete(metaOffset, nil); err != nil {
+	if err := b.Delete(metaOffset(), nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
@@ -371,7 +371,7 @@ func (p *partition) apply(changes []Change, next int64) error {
 	if next > p.next {
 		var off [8]byte
 		binary.BigEndian.PutUint64(off[:], uint64(next))
-		if err := b.Set(metaOffset, off[:], nil); err != nil {
+		if err := b.Set(metaOffset(), off[:], nil); err != nil {
 			return err
 		}
 	}

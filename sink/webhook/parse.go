@@ -26,13 +26,19 @@ type Event struct {
 	Raw []byte
 }
 
-// known are SendGrid's own fields, never taken for custom arguments.
-var known = map[string]bool{
-	"email": true, "timestamp": true, "event": true, "sg_event_id": true, "sg_message_id": true,
-	"url": true, "url_offset": true, "reason": true, "type": true, "status": true, "response": true,
-	"attempt": true, "category": true, "asm_group_id": true, "ip": true, "useragent": true, "tls": true,
-	"cert_err": true, "smtp-id": true, "marketing_campaign_id": true, "marketing_campaign_name": true,
-	"pool": true, "sg_machine_open": true, "bounce_classification": true,
+// known reports whether a field is one of SendGrid's own, never taken for a
+// custom argument.
+func known(field string) bool {
+	switch field {
+	case
+		"email", "timestamp", "event", "sg_event_id", "sg_message_id",
+		"url", "url_offset", "reason", "type", "status", "response",
+		"attempt", "category", "asm_group_id", "ip", "useragent", "tls",
+		"cert_err", "smtp-id", "marketing_campaign_id", "marketing_campaign_name",
+		"pool", "sg_machine_open", "bounce_classification":
+		return true
+	}
+	return false
 }
 
 // MaxEvents bounds the events of one request.
@@ -79,7 +85,7 @@ func ParseEvents(body []byte) ([]Event, error) {
 		e.Reason, _ = fields["reason"].(string)
 		e.BounceType, _ = fields["type"].(string)
 		for k, v := range fields {
-			if known[k] {
+			if known(k) {
 				continue
 			}
 			switch v := v.(type) {

@@ -338,25 +338,30 @@ func sendsPerDay(days map[string]map[string]int64) []Day {
 	return out
 }
 
-// histogramBounds are the upper bounds of the time-to-conversion buckets.
-var histogramBounds = []struct {
+// histogramBound is the upper bound of a time-to-conversion bucket.
+type histogramBound struct {
 	label string
 	d     time.Duration
-}{
-	{"≤ 15m", 15 * time.Minute},
-	{"≤ 1h", time.Hour},
-	{"≤ 6h", 6 * time.Hour},
-	{"≤ 1d", 24 * time.Hour},
-	{"≤ 2d", 48 * time.Hour},
-	{"≤ 4d", 96 * time.Hour},
-	{"≤ 7d", 7 * 24 * time.Hour},
-	{"≤ 14d", 14 * 24 * time.Hour},
-	{"≤ 30d", 30 * 24 * time.Hour},
+}
+
+// histogramBounds are the upper bounds of the time-to-conversion buckets.
+func histogramBounds() []histogramBound {
+	return []histogramBound{
+		{"≤ 15m", 15 * time.Minute},
+		{"≤ 1h", time.Hour},
+		{"≤ 6h", 6 * time.Hour},
+		{"≤ 1d", 24 * time.Hour},
+		{"≤ 2d", 48 * time.Hour},
+		{"≤ 4d", 96 * time.Hour},
+		{"≤ 7d", 7 * 24 * time.Hour},
+		{"≤ 14d", 14 * 24 * time.Hour},
+		{"≤ 30d", 30 * 24 * time.Hour},
+	}
 }
 
 func histogram(secs []float64, window time.Duration) []Bucket {
 	var out []Bucket
-	for _, b := range histogramBounds {
+	for _, b := range histogramBounds() {
 		if b.d >= window {
 			break
 		}

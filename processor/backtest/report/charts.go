@@ -49,13 +49,16 @@ type Text struct {
 
 // palette is Tableau 10: distinct, and readable by most colour-blind
 // viewers.
-var palette = []string{"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"}
+func palette() []string {
+	return []string{"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"}
+}
 
 // colors gives each trigger a colour, by its position in names.
 func colors(names []string) map[string]string {
 	m := map[string]string{}
+	colors := palette()
 	for i, n := range names {
-		m[n] = palette[i%len(palette)]
+		m[n] = colors[i%len(colors)]
 	}
 	return m
 }
