@@ -10,26 +10,30 @@ import (
 	"github.com/microtrigger/microtrigger/schema"
 )
 
-// reconcile drops state of triggers and aggregates the pack no longer has,
-// so a pack change cannot leave timers nobody fires.
-func (s *step) reconcile() {
-	for name := range s.u.Triggers {
-		if s.e.pack.Trigger(name) == nil {
-			delete(s.u.Triggers, name)
+// Reconcile drops the state of triggers and aggregates the pack no longer
+// has, so that a pack change cannot leave timers nobody fires. Drivers call
+// it on every user state read from storage: the pack may have changed since
+// it was written.
+func (e *Engine) Reconcile(u *state.User) {
+	for name := range u.Triggers {
+		if e.pack.Trigger(name) == nil {
+			delete(u.Triggers, name)
 		}
 	}
-	for name := range s.u.Aggs {
-		if s.e.pack.Aggregate(name) == nil {
-			delete(s.u.Aggs, name)
+	for name := range u.Aggs {
+		if e.pack.Aggregate(name) == nil {
+			delete(u.Aggs, name)
 		}
 	}
 }
 
 // pruneAggregates drops aggregate entries that fell out of their window.
 func (s *step) pruneAggregates() {
-	s.reconcile()
 	for name, a := range s.u.Aggs {
 		spec := s.e.pack.Aggregate(name)
+		if spec == nil {
+			continue // not reconciled yet: Reconcile drops it
+		}
 		cut := s.now.Add(-spec.Window)
 		i := 0
 		for i < len(a.Entries) && !a.Entries[i].T.After(cut) {

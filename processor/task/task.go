@@ -215,6 +215,7 @@ func (t *Task) get(h store.Hash) (*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load user %s: %w", schema.MaskUser(fmt.Sprintf("%x", h)), err)
 		}
+		t.eng.Reconcile(u)
 		e.u = u
 	}
 	if d, ok := t.timers.Get(h); ok {

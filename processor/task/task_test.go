@@ -10,6 +10,7 @@ import (
 
 	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/processor/state"
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
@@ -66,5 +67,51 @@ func TestLateEventsAreAppliedAndCounted(t *testing.T) {
 	}
 	if len(out.Commands) != 1 || !out.Commands[0].SendAt.Equal(t0.Add(15*time.Minute)) {
 		t.Fatalf("the late view was not applied at its own time: %+v", out.Commands)
+	}
+}
+
+// TestStoredStateOfARemovedTrigger loads a user whose stored state has a
+// pending run of a trigger the pack no longer has: the run is dropped, and
+// its timer neither fires nor loops.
+func TestStoredStateOfARemovedTrigger(t *testing.T) {
+	pack, err := rules.Load(os.DirFS("../../testdata/rules"), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open("", store.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	u := state.New("u1")
+	u.Triggers = map[string]*state.Trigger{"retired-trigger": {Runs: 1, Run: &state.Run{Seq: 1, Phase: state.PhaseStep, Due: t0.Add(time.Hour)}}}
+	v, err := state.NewCodec().Marshal(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := schema.UserHash("u1")
+	b := db.NewBatch()
+	b.Put(store.UserKey(h), v)
+	b.Put(store.TimerKey(t0.Add(time.Hour), h), []byte{1})
+	if err := db.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.AdvanceWatermark(t0.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := tk.Flush(db.NewBatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Commands)+len(out.Suppressions)+len(out.Errors) != 0 {
+		t.Fatalf("a retired trigger produced %+v", out)
+	}
+	if _, timers := tk.Pending(); timers != 0 {
+		t.Fatalf("%d timers still pending", timers)
 	}
 }
