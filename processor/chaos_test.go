@@ -27,6 +27,9 @@ import (
 // removes another. Every send-command the replay driver expects then
 // appears exactly once in send-commands read with read_committed, nothing
 // else does, and kcat (librdkafka, read_committed) sees the same.
+//
+// CHAOS_ALO=1 runs the same instances without transactions: the test then
+// finds doubled commands, which shows it can tell the difference.
 func TestExactlyOnceThroughChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("rebalances and a session timeout")

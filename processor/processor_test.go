@@ -166,6 +166,9 @@ func TestEndToEnd(t *testing.T) {
 	_ = kgo.Record{}
 }
 
+// testConfig is a processor on the test broker with a manual clock.
+// MICROTRIGGER_TEST_DEBUG=1 logs the processor and its Kafka client to
+// stderr.
 func testConfig(t testing.TB, seeds []kgo.Opt, clock processor.Clock, dir, txnID string) processor.Config {
 	if os.Getenv("MICROTRIGGER_TEST_DEBUG") != "" {
 		prefix := txnID + " "
