@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -229,7 +228,7 @@ func sampleRecords(b []byte) ([]processor.TimedRecord, map[string]schema.Event) 
 // report prints every send-command and dead letter, once the sink has
 // delivered every command.
 func (e *env) report(ctx context.Context, seeds []kgo.Opt, events map[string]schema.Event, awaitDelivered func(context.Context, int) error) error {
-	cmdRecs, err := readTopic(ctx, seeds, schema.TopicCommands)
+	cmdRecs, err := broker.ReadAll(ctx, seeds, schema.TopicCommands)
 	if err != nil {
 		return err
 	}
@@ -263,7 +262,7 @@ func (e *env) report(ctx context.Context, seeds []kgo.Opt, events map[string]sch
 	}
 	tw.Flush()
 
-	dlq, err := readTopic(ctx, seeds, schema.TopicEventsDLQ)
+	dlq, err := broker.ReadAll(ctx, seeds, schema.TopicEventsDLQ)
 	if err != nil {
 		return err
 	}
@@ -319,45 +318,4 @@ func describe(ev schema.Event) string {
 	}
 	b.WriteString(" at " + ev.Timestamp.UTC().Format("Mon 15:04"))
 	return b.String()
-}
-
-// readTopic returns every committed record of a topic up to its end
-// offsets at the time of the call.
-func readTopic(ctx context.Context, seeds []kgo.Opt, topic string) ([]*kgo.Record, error) {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), seeds...),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	listed, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	ends := map[int32]int64{}
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			ends[o.Partition] = o.Offset
-		}
-	})
-	var out []*kgo.Record
-	for len(ends) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := ends[r.Partition]; ok && r.Offset >= end-1 {
-				delete(ends, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-		})
-	}
-	return out, nil
 }

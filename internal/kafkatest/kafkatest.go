@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -84,44 +83,9 @@ func ReadAll(t testing.TB, seeds []kgo.Opt, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm := kadm.NewClient(Client(t, seeds...))
-	listed, err := adm.ListCommittedOffsets(ctx, topic)
+	out, err := broker.ReadAll(ctx, seeds, topic)
 	if err != nil {
-		t.Fatalf("list end offsets of %s: %v", topic, err)
-	}
-	ends := map[int32]int64{}
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			ends[o.Partition] = o.Offset
-		}
-	})
-	if len(ends) == 0 {
-		return nil
-	}
-	// With control records kept, the record just before a partition's last
-	// stable offset is always returned (a committed record or a transaction
-	// marker), so reaching it proves the partition has been read to its end.
-	opts := append([]kgo.Opt{
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	}, seeds...)
-	cl := Client(t, opts...)
-	var out []*kgo.Record
-	for len(ends) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s to its end: timed out with %d partitions unfinished", topic, len(ends))
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := ends[r.Partition]; ok && r.Offset >= end-1 {
-				delete(ends, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-		})
+		t.Fatal(err)
 	}
 	return out
 }
