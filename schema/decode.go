@@ -32,6 +32,9 @@ type wire struct {
 	UserID      string         `json:"userId"`
 	AnonymousID string         `json:"anonymousId"`
 	Timestamp   *string        `json:"timestamp"`
+	Original    *string        `json:"originalTimestamp"`
+	SentAt      *string        `json:"sentAt"`
+	ReceivedAt  *string        `json:"receivedAt"`
 	Properties  map[string]any `json:"properties"`
 	Traits      map[string]any `json:"traits"`
 	Context     *Context       `json:"context"`
@@ -185,14 +188,28 @@ func fromWire(w *wire, raw []byte) (Event, error) {
 	if ev.UserKey() == "" {
 		return Event{}, invalid(ReasonNoUserKey, "userId", "neither userId nor anonymousId is set")
 	}
-	if w.Timestamp == nil || *w.Timestamp == "" {
+	// Segment's timestamp is the event time; a call sent without one
+	// carries the device's originalTimestamp instead.
+	ts, field := w.Timestamp, "timestamp"
+	if ts == nil && w.Original != nil {
+		ts, field = w.Original, "originalTimestamp"
+	}
+	if ts == nil || *ts == "" {
 		return Event{}, invalid(ReasonMissingTime, "timestamp", "missing; want an RFC 3339 time such as 2026-03-02T09:00:00Z")
 	}
-	t, err := time.Parse(time.RFC3339Nano, *w.Timestamp)
-	if err != nil || t.Year() < 1970 || t.Year() > 9999 {
-		return Event{}, invalid(ReasonBadTime, "timestamp", "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
+	t, err := parseTime(ts, field)
+	if err != nil {
+		return Event{}, err
 	}
-	ev.Timestamp = t.UTC()
+	ev.Timestamp = t
+	// sentAt and receivedAt bound the event time against its arrival
+	// (CheckArrival); a malformed one is refused rather than ignored.
+	if ev.SentAt, err = parseTime(w.SentAt, "sentAt"); err != nil {
+		return Event{}, err
+	}
+	if ev.ReceivedAt, err = parseTime(w.ReceivedAt, "receivedAt"); err != nil {
+		return Event{}, err
+	}
 	if ev.Type == TypeTrack && ev.Event == "" {
 		return Event{}, invalid(ReasonMissingEvent, "event", "a track call needs an event name")
 	}
@@ -206,6 +223,39 @@ func fromWire(w *wire, raw []byte) (Event, error) {
 		return Event{}, err
 	}
 	return ev, nil
+}
+
+// parseTime parses an optional RFC 3339 field; nil gives the zero time.
+func parseTime(v *string, field string) (time.Time, error) {
+	if v == nil {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *v)
+	if err != nil || t.Year() < 1970 || t.Year() > 9999 {
+		return time.Time{}, invalid(ReasonBadTime, field, "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
+	}
+	return t.UTC(), nil
+}
+
+// CheckArrival refuses an event stamped more than maxSkew after it
+// arrived (reason future_timestamp): a device with a wrong clock, a
+// year-2099 typo. Event time drives each partition's clock, so one such
+// event would otherwise fire the pending timers of every other user on
+// the partition. arrival is the event's receivedAt when set, else
+// transport (the Kafka record's timestamp), else sentAt; with none of
+// them, or maxSkew <= 0, nothing is checked.
+func CheckArrival(ev *Event, transport time.Time, maxSkew time.Duration) error {
+	arrival := ev.ReceivedAt
+	if arrival.IsZero() {
+		arrival = transport
+	}
+	if arrival.IsZero() {
+		arrival = ev.SentAt
+	}
+	if maxSkew <= 0 || arrival.IsZero() || !ev.Timestamp.After(arrival.Add(maxSkew)) {
+		return nil
+	}
+	return invalid(ReasonFutureTime, "timestamp", "more than %s after the event arrived", maxSkew)
 }
 
 // propertyKind is the JSON type a catalogued property must have.

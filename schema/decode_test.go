@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	stdjson "encoding/json"
 	"github.com/cockroachdb/datadriven"
@@ -29,6 +30,12 @@ func describe(ev schema.Event, err error) string {
 	if p := ev.Path(); p != "" {
 		fmt.Fprintf(&b, " path=%q", p)
 	}
+	if !ev.SentAt.IsZero() {
+		fmt.Fprintf(&b, " sent=%s", schema.FormatTime(ev.SentAt))
+	}
+	if !ev.ReceivedAt.IsZero() {
+		fmt.Fprintf(&b, " received=%s", schema.FormatTime(ev.ReceivedAt))
+	}
 	keys := make([]string, 0, len(ev.Properties))
 	for k := range ev.Properties {
 		keys = append(keys, k)
@@ -46,6 +53,24 @@ func TestDecodeGolden(t *testing.T) {
 		case "decode":
 			in := []byte(strings.TrimSuffix(d.Input, "\n"))
 			ev, err := schema.DecodeEvent(in)
+			// arrive (the record's timestamp) and skew check the event
+			// time against its arrival, as every driver does.
+			if err == nil && d.HasArg("skew") {
+				var skew, arrive string
+				d.ScanArgs(t, "skew", &skew)
+				var transport time.Time
+				if d.HasArg("arrive") {
+					d.ScanArgs(t, "arrive", &arrive)
+					if transport, err = time.Parse(time.RFC3339, arrive); err != nil {
+						t.Fatal(err)
+					}
+				}
+				max, perr := time.ParseDuration(skew)
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				err = schema.CheckArrival(&ev, transport, max)
+			}
 			return describe(ev, err) + "\n"
 		default:
 			t.Fatalf("unknown command %q", d.Cmd)

@@ -22,6 +22,9 @@ const (
 	ReasonBadProperty  Reason = "bad_property"
 	ReasonBadTrait     Reason = "bad_trait"
 	ReasonFieldTooLong Reason = "field_too_long"
+	// ReasonFutureTime is CheckArrival's: the event time is too far after
+	// the event's arrival.
+	ReasonFutureTime Reason = "future_timestamp"
 )
 
 // EventReasons lists every rejection reason DecodeEvent can return.
@@ -30,7 +33,7 @@ func EventReasons() []Reason {
 		ReasonTooLarge, ReasonInvalidUTF8, ReasonNotJSON, ReasonDuplicateKey,
 		ReasonBadFieldType, ReasonUnknownType, ReasonNoUserKey, ReasonMissingTime,
 		ReasonBadTime, ReasonMissingEvent, ReasonBadProperty, ReasonBadTrait,
-		ReasonFieldTooLong,
+		ReasonFieldTooLong, ReasonFutureTime,
 	}
 }
 

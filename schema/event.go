@@ -15,19 +15,23 @@ const (
 
 // Event is one tracker call: the Segment Spec envelope.
 //
-// Fields not listed here (sentAt, receivedAt, integrations, context.library
-// and so on) are accepted and ignored.
+// Fields not listed here (integrations, context.library and so on) are
+// accepted and ignored.
 type Event struct {
-	MessageID   string         `json:"messageId"`
-	Type        string         `json:"type"`
-	Event       string         `json:"event,omitempty"` // track name
-	Name        string         `json:"name,omitempty"`  // page or screen name
-	UserID      string         `json:"userId,omitempty"`
-	AnonymousID string         `json:"anonymousId,omitempty"`
-	Timestamp   time.Time      `json:"timestamp"`
-	Properties  map[string]any `json:"properties,omitempty"`
-	Traits      map[string]any `json:"traits,omitempty"`
-	Context     Context        `json:"context,omitzero"`
+	MessageID   string    `json:"messageId"`
+	Type        string    `json:"type"`
+	Event       string    `json:"event,omitempty"` // track name
+	Name        string    `json:"name,omitempty"`  // page or screen name
+	UserID      string    `json:"userId,omitempty"`
+	AnonymousID string    `json:"anonymousId,omitempty"`
+	Timestamp   time.Time `json:"timestamp"` // or originalTimestamp when timestamp is absent
+	// SentAt and ReceivedAt are Segment's device send time and server
+	// receive time, zero when absent; they bound Timestamp (CheckArrival).
+	SentAt     time.Time      `json:"sentAt,omitzero"`
+	ReceivedAt time.Time      `json:"receivedAt,omitzero"`
+	Properties map[string]any `json:"properties,omitempty"`
+	Traits     map[string]any `json:"traits,omitempty"`
+	Context    Context        `json:"context,omitzero"`
 }
 
 // Context is the subset of Segment's context object microtrigger reads.
