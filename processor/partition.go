@@ -36,7 +36,15 @@ type partition struct {
 	// committed is the next input offset after the last committed batch.
 	committed int64
 	consumed  int64
+	// end is the partition's last stable offset as last seen (at
+	// assignment, then in every fetch that returned its records); -1
+	// unknown.
+	end int64
 }
+
+// caughtUp reports whether the partition has read everything the broker
+// had for it: only then may the wall clock move its watermark.
+func (part *partition) caughtUp() bool { return part.end >= 0 && part.consumed >= part.end }
 
 func (p *Processor) partitionDir(id int32) string {
 	return filepath.Join(p.cfg.StateDir, fmt.Sprintf("p-%d", id))
@@ -51,7 +59,7 @@ func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	part := &partition{id: id, db: db, checkpoint: -1, produced: -1}
+	part := &partition{id: id, db: db, checkpoint: -1, produced: -1, end: -1}
 	n, err := p.restore(ctx, part)
 	if err != nil {
 		db.Close()

@@ -46,6 +46,9 @@ type Progress struct {
 	// Buffered and Timers count events waiting to be ordered and users with
 	// pending timers.
 	Buffered, Timers int
+	// CaughtUp: the partition has committed everything the broker had for
+	// it when last asked, so its watermark follows the wall clock.
+	CaughtUp bool
 }
 
 // New validates cfg and returns a processor; Run starts it.
@@ -304,6 +307,16 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 			p.cfg.Logger.Info("partition revoked", "partition", id)
 		}
 	}
+	var ends kadm.ListedOffsets
+	if len(opened) > 0 {
+		// Where each new partition ends tells whether it starts caught
+		// up: an idle partition is never fetched with records, yet its
+		// timers must fire on the wall clock.
+		var err error
+		if ends, err = kadm.NewClient(cl).ListCommittedOffsets(ctx, p.cfg.Topics.Events); err != nil {
+			return fmt.Errorf("list end offsets of %s: %w", p.cfg.Topics.Events, err)
+		}
+	}
 	for _, id := range opened {
 		part, err := p.open(ctx, id)
 		if err != nil {
@@ -311,6 +324,9 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		}
 		if o, ok := cl.CommittedOffsets()[p.cfg.Topics.Events][id]; ok && o.Offset > 0 {
 			part.committed, part.consumed = o.Offset, o.Offset
+		}
+		if o, ok := ends.Lookup(p.cfg.Topics.Events, id); ok && o.Err == nil {
+			part.end = o.Offset
 		}
 		p.parts[id] = part
 		p.m.assigned.Add(ctx, 1)
@@ -339,6 +355,12 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 		if part == nil || ftp.Topic != p.cfg.Topics.Events || werr != nil {
 			return // revoked meanwhile: this batch aborts anyway
 		}
+		if ftp.Err == nil {
+			part.end = ftp.LastStableOffset
+			if part.end < 0 { // a broker without transactions
+				part.end = ftp.HighWatermark
+			}
+		}
 		for _, r := range ftp.Records {
 			touched = true
 			if r.Attrs.IsControl() {
@@ -363,8 +385,14 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 	outs := make(map[int32]task.Output, len(ids))
 	for _, id := range ids {
 		part := p.parts[id]
-		if err := part.task.Advance(now); err != nil {
-			return p.abort(ctx, s, err)
+		// Event time drives the watermark; the wall clock may move it
+		// only once the partition has read all there is, as Flink's
+		// idle sources do. A backlog is then replayed as a backtest
+		// replays it, and an idle partition still fires its timers.
+		if part.caughtUp() {
+			if err := part.task.Advance(now); err != nil {
+				return p.abort(ctx, s, err)
+			}
 		}
 		part.batch = part.db.NewBatch()
 		out, err := part.task.Flush(part.batch)
@@ -510,15 +538,20 @@ func (p *Processor) updateProgress() {
 			continue // revoked: the next rebalance step closes it
 		}
 		ev, tm := part.task.Pending()
-		p.progress[id] = Progress{Committed: part.committed, Watermark: part.task.Watermark(), Buffered: ev, Timers: tm}
+		p.progress[id] = Progress{Committed: part.committed, Watermark: part.task.Watermark(), Buffered: ev, Timers: tm,
+			CaughtUp: part.caughtUp() && part.committed >= part.end}
 	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
 
-// input handles one record: decode, route, or dead-letter.
+// input handles one record: decode, route, or dead-letter; an event
+// applied moves its partition's clock to its time.
 func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) error {
 	ev, err := schema.DecodeEvent(r.Value)
+	if err == nil {
+		err = schema.CheckArrival(&ev, r.Timestamp, p.cfg.Pack.Policy.MaxFutureSkew)
+	}
 	if err != nil {
 		var ve *schema.ValidationError
 		reason, msg := schema.ReasonNotJSON, err.Error()
@@ -546,7 +579,10 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) e
 		p.m.events.Add(ctx, 1, outcome("misrouted"))
 		return nil
 	}
-	return part.task.Offer(task.Input{Event: ev, Raw: r.Value, Seq: r.Offset})
+	if err := part.task.Offer(task.Input{Event: ev, Raw: r.Value, Seq: r.Offset}); err != nil {
+		return err
+	}
+	return part.task.Advance(ev.Timestamp)
 }
 
 // errAborted is a batch whose transaction the session aborted, as it does

@@ -27,8 +27,10 @@ type Event struct {
 	Timestamp   time.Time `json:"timestamp"` // or originalTimestamp when timestamp is absent
 	// SentAt and ReceivedAt are Segment's device send time and server
 	// receive time, zero when absent; they bound Timestamp (CheckArrival).
-	SentAt     time.Time      `json:"sentAt,omitzero"`
-	ReceivedAt time.Time      `json:"receivedAt,omitzero"`
+	// They are read, never written: segmentio/encoding has no omitzero,
+	// and a zero time would not decode again.
+	SentAt     time.Time      `json:"-"`
+	ReceivedAt time.Time      `json:"-"`
 	Properties map[string]any `json:"properties,omitempty"`
 	Traits     map[string]any `json:"traits,omitempty"`
 	Context    Context        `json:"context,omitzero"`

@@ -52,10 +52,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	var src source
+	skew := cfg.Pack.Policy.MaxFutureSkew
 	if cfg.File != "" {
-		src = &fileSource{path: cfg.File}
+		src = &fileSource{path: cfg.File, maxSkew: skew}
 	} else {
-		src = &topicSource{topic: cfg.Topic, kafka: cfg.Kafka, from: cfg.From, to: cfg.To}
+		src = &topicSource{topic: cfg.Topic, kafka: cfg.Kafka, from: cfg.From, to: cfg.To, maxSkew: skew}
 	}
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)

@@ -145,7 +145,7 @@ func FuzzReadLines(f *testing.F) {
 	f.Add([]byte("\xef\xbb\xbf{\"type\":\"page\",\"userId\":\"\xff\",\"timestamp\":\"2026-03-02T09:00:00Z\"}\n   \n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out := make(chan *batch, 1<<16)
-		if err := readLines(context.Background(), bytes.NewReader(in), int64(len(in)), out); err != nil {
+		if err := readLines(context.Background(), bytes.NewReader(in), int64(len(in)), 0, out); err != nil {
 			t.Fatal(err)
 		}
 		close(out)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/microtrigger/microtrigger/processor/backtest/report"
 	"github.com/microtrigger/microtrigger/schema"
@@ -60,14 +61,18 @@ func refusal(err error) report.Refusal {
 // fileSource reads a JSONL file ("-": standard input): one event per line.
 // Blank lines are skipped; a line that does not decode is refused, with its
 // number.
-type fileSource struct{ path string }
+type fileSource struct {
+	path string
+	// maxSkew bounds event times against receivedAt or sentAt.
+	maxSkew time.Duration
+}
 
 func (s *fileSource) kind() string { return "file" }
 func (s *fileSource) name() string { return s.path }
 
 func (s *fileSource) read(ctx context.Context, out chan<- *batch) error {
 	if s.path == "-" {
-		return readLines(ctx, os.Stdin, 0, out)
+		return readLines(ctx, os.Stdin, 0, s.maxSkew, out)
 	}
 	f, err := os.Open(s.path)
 	if err != nil {
@@ -78,10 +83,10 @@ func (s *fileSource) read(ctx context.Context, out chan<- *batch) error {
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		total = st.Size()
 	}
-	return readLines(ctx, f, total, out)
+	return readLines(ctx, f, total, s.maxSkew, out)
 }
 
-func readLines(ctx context.Context, r io.Reader, total int64, out chan<- *batch) error {
+func readLines(ctx context.Context, r io.Reader, total int64, maxSkew time.Duration, out chan<- *batch) error {
 	lr := newLineReader(r, schema.MaxEventBytes)
 	b := &batch{items: make([]item, 0, batchSize), total: total}
 	for {
@@ -103,6 +108,11 @@ func readLines(ctx context.Context, r io.Reader, total int64, out chan<- *batch)
 		default:
 			b.records++
 			ev, err := schema.DecodeEvent(line)
+			if err == nil {
+				// A file has no arrival time of its own: receivedAt
+				// or sentAt bound the event time, when present.
+				err = schema.CheckArrival(&ev, time.Time{}, maxSkew)
+			}
 			if err != nil {
 				rf := refusal(err)
 				rf.Line = no

@@ -22,6 +22,9 @@ type topicSource struct {
 	topic    string
 	kafka    []kgo.Opt
 	from, to time.Time
+	// maxSkew bounds event times against receivedAt or the record's
+	// timestamp.
+	maxSkew time.Duration
 	// maxQueue is how many decoded events a partition may have waiting to
 	// be merged before it is paused. Default 20000.
 	maxQueue int
@@ -230,6 +233,9 @@ func (s *topicSource) read(ctx context.Context, out chan<- *batch) error {
 				if !r.Attrs.IsControl() {
 					b.records++
 					ev, err := schema.DecodeEvent(r.Value)
+					if err == nil {
+						err = schema.CheckArrival(&ev, r.Timestamp, s.maxSkew)
+					}
 					if err != nil {
 						rf := refusal(err)
 						p, o := r.Partition, r.Offset

@@ -11,6 +11,12 @@ import (
 type Config struct {
 	// Grace is how long events wait to be put in event-time order.
 	Grace time.Duration
+	// MaxFutureSkew is how much later than its arrival (receivedAt, else
+	// the Kafka record's timestamp, else sentAt) an event may be stamped;
+	// drivers dead-letter what exceeds it as future_timestamp, so that
+	// one device's wrong clock cannot move its partition's event time.
+	// 0: no bound.
+	MaxFutureSkew time.Duration
 	// Zone is the time zone of users whose traits and events name none.
 	Zone string
 	// ConsentRequired suppresses users whose ConsentTrait is not true.
@@ -34,6 +40,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Grace:           5 * time.Second,
+		MaxFutureSkew:   10 * time.Minute,
 		Zone:            "UTC",
 		ConsentRequired: true,
 		ConsentTrait:    "email_opt_in",

@@ -117,9 +117,12 @@ func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
 }
 
 func decodePolicy(n *yamlpos.Node, c *policy.Config, e *yamlpos.Errors) {
-	f := n.Fields(e, "policy", "grace", "timezone", "consent", "frequency", "quiet_hours", "session_gap", "score")
+	f := n.Fields(e, "policy", "grace", "timezone", "consent", "frequency", "quiet_hours", "session_gap", "score", "max_future_skew")
 	if v := f["grace"]; v != nil {
 		c.Grace = duration(v, e, "policy.grace")
+	}
+	if v := f["max_future_skew"]; v != nil {
+		c.MaxFutureSkew = duration(v, e, "policy.max_future_skew")
 	}
 	if v := f["session_gap"]; v != nil {
 		if d := duration(v, e, "policy.session_gap"); d > 0 {

@@ -81,3 +81,14 @@ func ParseUserKey(k []byte) (Hash, bool) {
 }
 
 func prefixEnd(p byte) []byte { return []byte{p + 1} }
+
+// ClockKey holds a partition's event-time clock. Unlike the other metadata
+// it is part of the replicated state: it travels in the changelog.
+func ClockKey() []byte { return MetaKey("clock") }
+
+// EncodeClock encodes a clock value for ClockKey.
+func EncodeClock(t time.Time) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.UnixNano()))
+	return b[:]
+}

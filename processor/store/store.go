@@ -134,6 +134,15 @@ func (d *DB) iterate(o *pebble.IterOptions, fn func(k, v []byte) error) error {
 	return errors.Join(it.Error(), it.Close())
 }
 
+// Clock returns the stored event-time clock, or the zero time.
+func (d *DB) Clock() (time.Time, error) {
+	v, err := d.Get(ClockKey())
+	if err != nil || len(v) != 8 {
+		return time.Time{}, err
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), nil
+}
+
 // Timers calls fn for every entry of the due index, in due order.
 func (d *DB) Timers(fn func(due time.Time, h Hash) error) error {
 	return d.scan(prefixTimer, func(k, _ []byte) error {

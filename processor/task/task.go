@@ -60,8 +60,11 @@ type Task struct {
 	eng    *engine.Engine
 	db     *store.DB
 	codec  *state.Codec
+	grace  time.Duration
 	clock  *eventtime.Clock
-	buf    eventtime.Buffer
+	// storedClock is the clock as the store has it (zero: none).
+	storedClock time.Time
+	buf         eventtime.Buffer
 	timers eventtime.Timers
 	cache  int
 
@@ -100,7 +103,7 @@ func New(cfg Config) (*Task, error) {
 	}
 	t := &Task{
 		eng: cfg.Engine, db: cfg.Store, codec: state.NewCodec(),
-		clock: eventtime.NewClock(grace), cache: cfg.CacheUsers,
+		grace: grace, cache: cfg.CacheUsers,
 	}
 	if err := t.load(); err != nil {
 		return nil, err
@@ -108,8 +111,16 @@ func New(cfg Config) (*Task, error) {
 	return t, nil
 }
 
-// load (re)builds the in-memory index and buffer from the store.
+// load (re)builds the clock, the in-memory index and the buffer from the
+// store.
 func (t *Task) load() error {
+	c, err := t.db.Clock()
+	if err != nil {
+		return fmt.Errorf("load clock: %w", err)
+	}
+	t.clock = eventtime.NewClock(t.grace)
+	t.clock.Advance(c)
+	t.storedClock = c
 	t.users = map[store.Hash]*entry{}
 	t.dirty = map[store.Hash]bool{}
 	t.persisted = map[bufKey]bool{}
@@ -156,7 +167,18 @@ func (t *Task) Offer(in Input) error {
 		t.out.Stats.Late++
 		return t.applyEvent(&in)
 	}
-	t.buf.Push(eventtime.Item{Time: in.Event.Timestamp, Seq: in.Seq, Value: &bufItem{in: in, hash: schema.UserHash(in.Event.UserKey())}})
+	h := schema.UserHash(in.Event.UserKey())
+	e, err := t.get(h)
+	if err != nil {
+		return err
+	}
+	if e.erased {
+		// Never buffered: an erased user's bytes must not reach the
+		// store's files again.
+		t.out.Stats.ErasedDropped++
+		return nil
+	}
+	t.buf.Push(eventtime.Item{Time: in.Event.Timestamp, Seq: in.Seq, Value: &bufItem{in: in, hash: h}})
 	return nil
 }
 
@@ -379,6 +401,16 @@ func (t *Task) Flush(b *store.Batch) (Output, error) {
 		if err := put(c.Key, c.Value); err != nil {
 			return Output{}, err
 		}
+	}
+	// The clock goes with the state it produced, so that a restart or
+	// another owner goes on from the same watermark. A move that changed
+	// nothing else is not worth a write: a restarted task that is caught
+	// up moves its clock again at once.
+	if c := t.clock.C(); len(changes) > 0 && !c.Equal(t.storedClock) {
+		if err := put(store.ClockKey(), store.EncodeClock(c)); err != nil {
+			return Output{}, err
+		}
+		t.storedClock = c
 	}
 	out := t.out
 	out.Changes = changes
