@@ -57,16 +57,16 @@ type Config struct {
 
 // Task processes one partition.
 type Task struct {
-	eng    *engine.Engine
-	db     *store.DB
-	codec  *state.Codec
-	grace  time.Duration
-	clock  *eventtime.Clock
+	eng   *engine.Engine
+	db    *store.DB
+	codec *state.Codec
+	grace time.Duration
+	clock *eventtime.Clock
 	// storedClock is the clock as the store has it (zero: none).
 	storedClock time.Time
 	buf         eventtime.Buffer
-	timers eventtime.Timers
-	cache  int
+	timers      eventtime.Timers
+	cache       int
 
 	users map[store.Hash]*entry
 	dirty map[store.Hash]bool
