@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -26,6 +27,8 @@ type metrics struct {
 	restored     metric.Int64Counter
 	restoreSecs  metric.Float64Histogram
 	assigned     metric.Int64UpDownCounter
+	// Per partition, observed from Progress at collection time.
+	watermark, lag, caughtUp metric.Float64ObservableGauge
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -58,7 +61,37 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"))
 	x.assigned, _ = m.Int64UpDownCounter("microtrigger_processor_assigned_partitions",
 		metric.WithDescription("Partitions currently owned by this instance."))
+	x.watermark, _ = m.Float64ObservableGauge("microtrigger_processor_watermark_seconds",
+		metric.WithDescription("Event-time watermark of each owned partition, as a Unix time."), metric.WithUnit("s"))
+	x.lag, _ = m.Float64ObservableGauge("microtrigger_processor_event_time_lag_seconds",
+		metric.WithDescription("Wall clock minus the watermark, per owned partition: how far behind event time processing is."), metric.WithUnit("s"))
+	x.caughtUp, _ = m.Float64ObservableGauge("microtrigger_processor_caught_up",
+		metric.WithDescription("1 when the partition has read all there is and its watermark follows the wall clock, 0 while it catches up."))
 	return &x
+}
+
+// observe reports the per-partition gauges from progress, at each
+// collection.
+func (m *metrics) observe(mp metric.MeterProvider, progress func() map[int32]Progress, now func() time.Time) {
+	if mp == nil {
+		return
+	}
+	_, _ = mp.Meter("github.com/microtrigger/microtrigger/processor").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		wall := now()
+		for id, pr := range progress() {
+			at := metric.WithAttributes(attribute.Int("partition", int(id)))
+			if !pr.Watermark.IsZero() {
+				o.ObserveFloat64(m.watermark, float64(pr.Watermark.UnixNano())/1e9, at)
+				o.ObserveFloat64(m.lag, wall.Sub(pr.Watermark).Seconds(), at)
+			}
+			up := 0.0
+			if pr.CaughtUp {
+				up = 1
+			}
+			o.ObserveFloat64(m.caughtUp, up, at)
+		}
+		return nil
+	}, m.watermark, m.lag, m.caughtUp)
 }
 
 func outcome(o string) metric.AddOption {

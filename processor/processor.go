@@ -57,7 +57,7 @@ func New(cfg Config) (*Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Processor{
+	p := &Processor{
 		cfg:      cfg,
 		m:        newMetrics(cfg.Meter),
 		assigned: map[int32]bool{},
@@ -66,7 +66,9 @@ func New(cfg Config) (*Processor, error) {
 		parts:    map[int32]*partition{},
 		changed:  make(chan struct{}),
 		keyPart:  kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topics.Events),
-	}, nil
+	}
+	p.m.observe(cfg.Meter, p.Progress, cfg.Clock.Now)
+	return p, nil
 }
 
 // Grace returns the event-time grace in force.
@@ -207,6 +209,9 @@ func (p *Processor) Run(ctx context.Context) error {
 			part.close()
 			delete(p.parts, id)
 		}
+		p.mu.Lock()
+		p.progress = map[int32]Progress{} // nothing is owned any more
+		p.mu.Unlock()
 	}()
 	if err := p.countPartitions(ctx, s.Client()); err != nil {
 		return err
