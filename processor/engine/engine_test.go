@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"archive/zip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -179,8 +181,11 @@ func TestZonesFromEmbeddedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	shared := zoneinfo.New()
+	// The stale database comes first: the runtime reads ZONEINFO once, at
+	// its first time.LoadLocation, so an engine that called it would load
+	// these zones and fail every case.
 	for _, env := range []struct{ name, zoneinfo string }{
-		{"unset", ""}, {"bogus", bogus}, {"missing", filepath.Join(t.TempDir(), "none.zip")},
+		{"stale", staleZoneinfo(t)}, {"bogus", bogus}, {"missing", filepath.Join(t.TempDir(), "none.zip")}, {"unset", ""},
 	} {
 		t.Run("ZONEINFO="+env.name, func(t *testing.T) {
 			t.Setenv("ZONEINFO", env.zoneinfo)
@@ -286,4 +291,59 @@ func TestScoreLateEvent(t *testing.T) {
 			t.Errorf("score %v as of %s, want 12 as of %s", u.Score, schema.FormatTime(u.ScoreAt), later.at)
 		}
 	}
+}
+
+// staleZoneinfo writes a zone database as an older or wrong host might
+// have: Asia/Almaty at UTC+6 all year, America/Nuuk at UTC-3,
+// America/Mexico_City with summer time.
+func staleZoneinfo(t *testing.T) string {
+	t.Helper()
+	src, err := zip.OpenReader("../../schema/zoneinfo/zoneinfo.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	read := func(name string) []byte {
+		f, err := src.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	stale := map[string]string{
+		"Asia/Almaty":         "Asia/Omsk",
+		"America/Nuuk":        "America/Sao_Paulo",
+		"America/Mexico_City": "America/Chicago",
+	}
+	path := filepath.Join(t.TempDir(), "stale.zip")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := zip.NewWriter(out)
+	for _, f := range src.File {
+		data := read(f.Name)
+		if as, ok := stale[f.Name]; ok {
+			data = read(as)
+		}
+		fw, err := w.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
