@@ -4,7 +4,7 @@ STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/
 BENCHTIME   ?= 1s
 PKGS        := ./...
 
-.PHONY: run build test vet staticcheck unit bench fuzz rewrite clean
+.PHONY: run build test vet staticcheck unit bench fuzz rewrite tzdata clean
 
 ## run: embedded broker + processor + console sink + sample clickstream; prints what would be emailed
 run:
@@ -47,6 +47,12 @@ rewrite:
 	$(GO) test ./processor/rules -run TestCheck -rewrite
 	$(GO) test ./processor/backtest -run Golden -rewrite
 	$(GO) test ./deploy -run TestGeneratedConfigMaps -rewrite
+
+## tzdata: refresh the embedded time zone database from the Go toolchain in use
+tzdata:
+	cp "$$($(GO) env GOROOT)/lib/time/zoneinfo.zip" schema/zoneinfo/zoneinfo.zip
+	chmod 644 schema/zoneinfo/zoneinfo.zip
+	$(GO) generate ./schema/zoneinfo
 
 clean:
 	rm -f microtrigger

@@ -10,7 +10,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	_ "time/tzdata" // user time zones must not depend on the host's zone database
+	// Quiet hours and caps use schema/zoneinfo. This database is for CEL's
+	// zone-taking functions (getHours("Europe/Berlin")), which call
+	// time.LoadLocation: it serves them where the host has none.
+	_ "time/tzdata"
 
 	"github.com/microtrigger/microtrigger/internal/cli"
 )

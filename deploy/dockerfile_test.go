@@ -186,7 +186,8 @@ func TestDockerignore(t *testing.T) {
 		if p == "" || strings.HasPrefix(p, "#") {
 			continue
 		}
-		for _, needed := range []string{"go.mod", "go.sum", "main.go", "testdata", "testdata/rules", "testdata/templates", "internal", "processor", "sink", "schema", "*.go", "**"} {
+		for _, needed := range []string{"go.mod", "go.sum", "main.go", "testdata", "testdata/rules", "testdata/templates", "internal", "processor", "sink", "schema",
+			"schema/zoneinfo", "schema/zoneinfo/zoneinfo.zip", "*.zip", "*.go", "**"} {
 			if p == needed {
 				t.Errorf(".dockerignore leaves out %s, which the build needs", line)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/processor/state"
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // Clock is the processor's source of wall-clock time. Tests and
@@ -75,6 +76,10 @@ type Config struct {
 	StaleStoreAfter time.Duration
 	// Limits bounds per-user state; zero takes state.DefaultLimits.
 	Limits state.Limits
+	// Zones is the time zone database of quiet hours and caps, shared by
+	// every partition's engine. Default a new zoneinfo.DB (embedded in the
+	// binary; the host's zone files are never read).
+	Zones *zoneinfo.DB
 	// CacheUsers is how many decoded users each partition keeps in memory.
 	CacheUsers int
 	// Logger receives the processor's logs. Default discard.
@@ -123,6 +128,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Zones == nil {
+		c.Zones = zoneinfo.New()
 	}
 	return c, c.validate()
 }

@@ -66,7 +66,7 @@ func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
 		return nil, fmt.Errorf("restore partition %d from changelog: %w", id, err)
 	}
 	part.task, err = task.New(task.Config{
-		Engine:     engine.New(p.cfg.Pack, engine.Options{Limits: p.cfg.Limits}),
+		Engine:     engine.New(p.cfg.Pack, engine.Options{Limits: p.cfg.Limits, Zones: p.cfg.Zones}),
 		Store:      db,
 		Grace:      p.cfg.Grace,
 		CacheUsers: p.cfg.CacheUsers,

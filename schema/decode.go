@@ -2,16 +2,16 @@ package schema
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/segmentio/encoding/json"
+
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // Limits of an accepted event. Segment's own API refuses calls over 32 KB.
@@ -420,23 +420,19 @@ func plausibleEmail(s string) bool {
 	return at > 0 && at < len(s)-1 && len(s) <= 254 && !strings.ContainsAny(s, " \t\r\n<>,;")
 }
 
-// CheckTimezone reports whether name is an IANA time zone a user may have.
-// "" and "Local" are refused: they would make sends depend on the machine.
+// CheckTimezone reports whether name is an IANA time zone a user may have:
+// a zone of the database embedded in the binary (schema/zoneinfo), so that
+// the answer is the same on every host. "" and "Local" are refused: they
+// would make sends depend on the machine. The error never repeats name,
+// which arrives in events.
 func CheckTimezone(name string) error {
-	if name == "" || name == "Local" {
-		return fmt.Errorf("time zone %q is not an IANA zone name", name)
+	switch {
+	case name == "":
+		return errors.New("empty time zone: want an IANA zone name")
+	case name == "Local":
+		return errors.New("time zone Local is not an IANA zone name")
+	case !zoneinfo.Known(name):
+		return errors.New("unknown time zone")
 	}
-	if _, ok := knownZones.Load(name); ok {
-		return nil
-	}
-	if _, err := time.LoadLocation(name); err != nil {
-		return fmt.Errorf("unknown time zone %q", name)
-	}
-	knownZones.Store(name, struct{}{})
 	return nil
 }
-
-// knownZones memoises zone names that time.LoadLocation accepted, which
-// reads the zone database on every call. It only ever holds valid IANA names,
-// so it stays small and never changes an answer.
-var knownZones sync.Map

@@ -14,6 +14,7 @@ import (
 
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/processor/rulestest"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 func registerRules(app *kingpin.Application, e *env) {
@@ -63,6 +64,7 @@ func registerRules(app *kingpin.Application, e *env) {
 		}
 		var all []rulestest.CaseResult
 		failed := 0
+		zones := zoneinfo.New() // one for every file: each zone is loaded once
 		for _, path := range files {
 			f, err := rulestest.Load(path)
 			if err != nil {
@@ -74,7 +76,7 @@ func registerRules(app *kingpin.Application, e *env) {
 			if err != nil {
 				return err
 			}
-			results := f.Run(ctx, rulestest.Options{Run: res, Templates: tmpl})
+			results := f.Run(ctx, rulestest.Options{Run: res, Templates: tmpl, Zones: zones})
 			all = append(all, results...)
 			for i := range results {
 				r := &results[i]

@@ -20,6 +20,7 @@ import (
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // Output file names, in Config.OutDir.
@@ -69,9 +70,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		defer os.RemoveAll(stateDir)
 	}
-	runs := []*run{newRun(cfg.Pack, cfg.Rules)}
+	runs := []*run{newRun(cfg.Pack, cfg.Rules, cfg.Zones)}
 	if cfg.Compare != nil {
-		runs = append(runs, newRun(cfg.Compare, cfg.CompareRules))
+		runs = append(runs, newRun(cfg.Compare, cfg.CompareRules, cfg.Zones))
 	}
 	for i, r := range runs {
 		dir := ""
@@ -313,8 +314,8 @@ func (sh *shard) send(ctx context.Context, b shardBatch) error {
 	}
 }
 
-func newRun(pack *rules.Pack, name string) *run {
-	return &run{rules: name, pack: pack, eng: engine.New(pack, engine.Options{}), errorCount: map[string]int64{}}
+func newRun(pack *rules.Pack, name string, zones *zoneinfo.DB) *run {
+	return &run{rules: name, pack: pack, eng: engine.New(pack, engine.Options{Zones: zones}), errorCount: map[string]int64{}}
 }
 
 func (r *run) open(cfg Config, dir string) error {

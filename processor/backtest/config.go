@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/microtrigger/microtrigger/processor/rules"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // Config configures a backtest. Zero fields take the documented defaults.
@@ -82,6 +83,12 @@ type Config struct {
 	// Logger receives warnings (rule evaluation errors, by position).
 	// Default discard.
 	Logger *slog.Logger
+
+	// Zones is the time zone database of quiet hours and caps, shared by
+	// both packs' engines. Default a new zoneinfo.DB: the database embedded
+	// in the binary, as in the live processor, so that a backtest decides
+	// as production would whatever zone files this machine has.
+	Zones *zoneinfo.DB
 }
 
 // Defaults of Config.
@@ -113,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Zones == nil {
+		c.Zones = zoneinfo.New()
 	}
 	return c, c.validate()
 }

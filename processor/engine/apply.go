@@ -101,16 +101,42 @@ func (s *step) session(t time.Time) {
 	ss.Events++
 }
 
+// score adds the event's weight to the engagement score. The stored score
+// is the score as of ScoreAt: the sum of every weight, each halved every
+// half-life since its event.
 func (s *step) score(key string, t time.Time) {
 	w := s.e.policy.ScoreWeights[key]
 	u := s.u
-	if hl := s.e.policy.ScoreHalfLife; hl > 0 && !u.ScoreAt.IsZero() && t.After(u.ScoreAt) && u.Score != 0 {
-		u.Score *= math.Exp2(-float64(t.Sub(u.ScoreAt)) / float64(hl))
+	if t.Before(u.ScoreAt) {
+		// A late event: its weight has decayed since t, as the others have.
+		u.Score += w * s.decay(u.ScoreAt.Sub(t))
+		return
 	}
-	if t.After(u.ScoreAt) {
-		u.ScoreAt = t
-	}
+	s.scoreAt(t)
 	u.Score += w
+}
+
+// scoreAt decays the score to t, so that rules evaluated at t read
+// user.score as of t and not as of the last event: a timer days after the
+// last event sees the score that much lower. Earlier times leave it as is.
+func (s *step) scoreAt(t time.Time) {
+	u := s.u
+	if !t.After(u.ScoreAt) {
+		return
+	}
+	if !u.ScoreAt.IsZero() && u.Score != 0 {
+		u.Score *= s.decay(t.Sub(u.ScoreAt))
+	}
+	u.ScoreAt = t
+}
+
+// decay is the factor a weight keeps after d.
+func (s *step) decay(d time.Duration) float64 {
+	hl := s.e.policy.ScoreHalfLife
+	if hl <= 0 || d <= 0 {
+		return 1
+	}
+	return math.Exp2(-float64(d) / float64(hl))
 }
 
 func (s *step) page(path string) *state.Page {

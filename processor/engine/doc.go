@@ -5,7 +5,9 @@
 // pending timers are part of the state it returns.
 //
 // It does no I/O, reads no clock and iterates no map where order could leak
-// into what it returns, so the same inputs give the same bytes in every
+// into what it returns. Time zones for quiet hours and caps come through
+// [Options] from the database embedded in the binary (schema/zoneinfo),
+// never from the host. So the same inputs give the same bytes in every
 // driver: the live processor (package processor), replay and backtest
 // (processor/backtest) and rule unit tests (processor/rulestest). It does not
 // order inputs in time (processor/eventtime does), persist state

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/microtrigger/microtrigger/internal/invariants"
@@ -12,6 +11,7 @@ import (
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/processor/state"
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // Engine runs a rule pack against user state. It is safe for concurrent
@@ -21,7 +21,7 @@ type Engine struct {
 	policy policy.Config
 	limits state.Limits
 	codec  *state.Codec
-	zones  sync.Map // zone name → *time.Location; constant facts
+	zones  *zoneinfo.DB
 }
 
 // Options tunes an Engine.
@@ -31,6 +31,11 @@ type Options struct {
 	// Policy, when non-nil, replaces the pack's policy (tests, backtests of
 	// a different policy).
 	Policy *policy.Config
+	// Zones loads the users' time zones for quiet hours and caps. Drivers
+	// share one among their engines, so each zone is loaded once. Default
+	// a new zoneinfo.DB: the database embedded in the binary, never the
+	// host's.
+	Zones *zoneinfo.DB
 }
 
 // New returns an engine for pack.
@@ -40,9 +45,12 @@ func New(pack *rules.Pack, opts Options) *Engine {
 	if l == (state.Limits{}) {
 		l = d
 	}
-	e := &Engine{pack: pack, policy: pack.Policy, limits: l, codec: state.NewCodec()}
+	e := &Engine{pack: pack, policy: pack.Policy, limits: l, codec: state.NewCodec(), zones: opts.Zones}
 	if opts.Policy != nil {
 		e.policy = *opts.Policy
+	}
+	if e.zones == nil {
+		e.zones = zoneinfo.New()
 	}
 	return e
 }
@@ -159,19 +167,16 @@ func (e *Engine) location(zone string) *time.Location {
 	if zone == "" || zone == "UTC" {
 		return time.UTC
 	}
-	if l, ok := e.zones.Load(zone); ok {
-		return l.(*time.Location)
-	}
-	l, err := time.LoadLocation(zone)
+	l, err := e.zones.Load(zone)
 	if err != nil {
-		// Zones were validated on the way in; a zone unknown to this
-		// build falls back to the policy's.
+		// Zones were validated on the way in, against the same database;
+		// a zone it lacks (a state written by another build) falls back
+		// to the policy's.
 		if zone != e.policy.Zone {
 			return e.location(e.policy.Zone)
 		}
 		return time.UTC
 	}
-	e.zones.Store(zone, l)
 	return l
 }
 
@@ -213,6 +218,8 @@ func (e *Engine) timer(u *state.User, now time.Time) Result {
 			break
 		}
 		s.now = run.Due
+		// Rules on this timer read the score as of its due time.
+		s.scoreAt(s.now)
 		s.fireTimer(t, run)
 	}
 	u.Enforce(e.limits, &s.res.Evictions)

@@ -19,6 +19,7 @@ import (
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // Options selects and tunes a run.
@@ -27,6 +28,10 @@ type Options struct {
 	Run []*regexp.Regexp
 	// Templates, when non-nil, is passed to the rule loader.
 	Templates map[string]bool
+	// Zones is the time zone database of quiet hours and caps; pass one
+	// to share it among files. Default a new zoneinfo.DB (embedded in the
+	// binary, as in the live processor).
+	Zones *zoneinfo.DB
 }
 
 // CaseResult is the outcome of one test.
@@ -54,6 +59,9 @@ type Failure struct {
 // Run runs the file's tests.
 func (f *File) Run(ctx context.Context, opts Options) []CaseResult {
 	pack, err := rules.Load(os.DirFS(f.RuleDir), rules.Options{Templates: opts.Templates})
+	if opts.Zones == nil {
+		opts.Zones = zoneinfo.New()
+	}
 	var results []CaseResult
 	for _, c := range f.Tests {
 		if !selected(c.Name, opts.Run) {
@@ -65,7 +73,7 @@ func (f *File) Run(ctx context.Context, opts Options) []CaseResult {
 		} else if ctx.Err() != nil {
 			r.Err = ctx.Err()
 		} else {
-			r.Failures, r.Err = f.runCase(pack, c)
+			r.Failures, r.Err = f.runCase(pack, c, opts.Zones)
 		}
 		results = append(results, r)
 	}
@@ -84,7 +92,7 @@ func selected(name string, res []*regexp.Regexp) bool {
 	return false
 }
 
-func (f *File) runCase(pack *rules.Pack, c *Case) ([]Failure, error) {
+func (f *File) runCase(pack *rules.Pack, c *Case, zones *zoneinfo.DB) ([]Failure, error) {
 	ov := map[string]rules.Override{}
 	for k, v := range f.Overrides {
 		ov[k] = v
@@ -107,7 +115,7 @@ func (f *File) runCase(pack *rules.Pack, c *Case) ([]Failure, error) {
 	if c.Grace != nil {
 		grace = c.Grace
 	}
-	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db, Grace: grace})
+	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{Zones: zones}), Store: db, Grace: grace})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/microtrigger/microtrigger/processor/rulestest"
+	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
 
 // TestScenarios runs every rule test of the example pack (one file per
@@ -15,13 +16,14 @@ func TestScenarios(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no rule tests found: %v", err)
 	}
+	zones := zoneinfo.New()
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			f, err := rulestest.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, r := range f.Run(context.Background(), rulestest.Options{}) {
+			for _, r := range f.Run(context.Background(), rulestest.Options{Zones: zones}) {
 				t.Run(r.Name, func(t *testing.T) {
 					if !r.Passed() {
 						t.Error("\n" + r.Format())

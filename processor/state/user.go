@@ -35,7 +35,8 @@ type User struct {
 	Session      Session            `json:"session"`
 
 	// Score is the engagement score as of ScoreAt (it decays with the
-	// configured half-life).
+	// configured half-life). The engine moves it forward to the time of
+	// each evaluation, events and timers alike, before rules read it.
 	Score   float64   `json:"score,omitempty"`
 	ScoreAt time.Time `json:"score_at,omitzero"`
 
