@@ -30,6 +30,11 @@ const (
 	// the sink stopped mid-request). The message may have been delivered;
 	// the sink does not send it again.
 	ReasonOutcomeUnknown Reason = "outcome_unknown"
+	// ReasonExpired: the sink read the command after its expires_at (a
+	// backlog: a processor or sink back from an outage, a consumer group
+	// reset), when the email could no longer go out in its window. It is
+	// not sent.
+	ReasonExpired Reason = "expired"
 )
 
 // DeadLetter is a refused record: the original bytes, where they came from,

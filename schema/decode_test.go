@@ -154,7 +154,8 @@ func TestJSONSchemaAgrees(t *testing.T) {
 }
 
 func TestCommandRoundTrip(t *testing.T) {
-	in := []byte(`{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"A","intent":"high","send_at":"2026-03-02T09:13:00Z","data":{"b":2,"a":"x"},"cause":"m1"}`)
+	// Contract order, expires_at right after send_at, times in UTC.
+	in := []byte(`{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"A","intent":"high","send_at":"2026-03-02T09:13:00Z","expires_at":"2026-03-02T10:28:00+01:00","data":{"b":2,"a":"x"},"cause":"m1"}`)
 	c, err := schema.UnmarshalCommand(in)
 	if err != nil {
 		t.Fatal(err)
@@ -163,13 +164,66 @@ func TestCommandRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"A","intent":"high","send_at":"2026-03-02T09:13:00Z","data":{"a":"x","b":2},"cause":"m1"}`
+	want := `{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"A","intent":"high","send_at":"2026-03-02T09:13:00Z","expires_at":"2026-03-02T09:28:00Z","data":{"a":"x","b":2},"cause":"m1"}`
 	if string(out) != want {
 		t.Fatalf("got  %s\nwant %s", out, want)
 	}
 	a, b := schema.CommandID("u1", "t", 1, "m1"), schema.CommandID("u1", "t", 1, "m"+"1")
 	if a != b || a == schema.CommandID("u1", "t", 2, "m1") || len(a) != 32 {
 		t.Fatal("CommandID is not a deterministic function of its inputs")
+	}
+}
+
+// TestCommandExpiry: a command carries its expires_at through the
+// encoding; one written before the field existed still decodes, encodes as
+// it did, and takes its expiry from its intent.
+func TestCommandExpiry(t *testing.T) {
+	const head = `{"id":"abc","user_id":"u1","email":"ada@example.com","trigger":"t","step":1,"template":"x","variant":"","intent":`
+	sendAt := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, in   string
+		wantExpiry time.Time
+		wantErr    string
+	}{
+		{"high without expires_at", head + `"high","send_at":"2026-03-02T09:00:00Z","data":{},"cause":"m"}`, sendAt.Add(15 * time.Minute), ""},
+		{"mid without expires_at", head + `"mid","send_at":"2026-03-02T09:00:00Z","data":{},"cause":"m"}`, sendAt.Add(3 * time.Hour), ""},
+		{"low without expires_at", head + `"low","send_at":"2026-03-02T09:00:00Z","data":{},"cause":"m"}`, sendAt.Add(24 * time.Hour), ""},
+		{"unknown intent without expires_at", head + `"","send_at":"2026-03-02T09:00:00Z","data":{},"cause":"m"}`, sendAt.Add(24 * time.Hour), ""},
+		{"expires_at wins over the intent", head + `"high","send_at":"2026-03-02T09:00:00Z","expires_at":"2026-03-02T11:00:00Z","data":{},"cause":"m"}`, sendAt.Add(2 * time.Hour), ""},
+		{"unparsable expires_at", head + `"high","send_at":"2026-03-02T09:00:00Z","expires_at":"soon","data":{},"cause":"m"}`, time.Time{}, "decode send-command abc: expires_at: "},
+		{"expires_at at send_at", head + `"high","send_at":"2026-03-02T09:00:00Z","expires_at":"2026-03-02T09:00:00Z","data":{},"cause":"m"}`, time.Time{}, "decode send-command abc: expires_at is not after send_at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := schema.UnmarshalCommand([]byte(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Expiry(); !got.Equal(tc.wantExpiry) {
+				t.Fatalf("Expiry() = %s, want %s", got, tc.wantExpiry)
+			}
+			out, err := schema.MarshalCommand(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Without expires_at the bytes are those that were read: the
+			// derived expiry is not written back.
+			if !strings.Contains(tc.in, "expires_at") && string(out) != tc.in {
+				t.Fatalf("re-encoded as %s", out)
+			}
+		})
+	}
+	for intent, want := range map[string]time.Duration{
+		schema.IntentHigh: 15 * time.Minute, schema.IntentMid: 3 * time.Hour, schema.IntentLow: 24 * time.Hour, "urgent": 0,
+	} {
+		if got := schema.IntentWindow(intent); got != want {
+			t.Errorf("IntentWindow(%q) = %s, want %s", intent, got, want)
+		}
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/microtrigger/microtrigger/schema"
 	"github.com/microtrigger/microtrigger/sink/ledger"
@@ -30,9 +33,14 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 		msgs       []render.Message
 		dead       []*kgo.Record
 		unknown    []ledger.Change // recorded Unknown once dead-lettered
+		expired    []ledger.Change // recorded Expired once dead-lettered
+		expiredBy  = map[string]int64{}
 		duplicates int
 		seen       = make(map[string]bool, len(recs))
 		partOf     = make(map[string]int32, len(recs))
+		// One reading of the clock for the poll: its records are read
+		// together.
+		now = c.Now()
 	)
 	deadLetter := func(r *kgo.Record, reason schema.Reason, msg string) {
 		dead = append(dead, s.deadLetter(r, reason, msg))
@@ -54,7 +62,7 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 		}
 		if ok {
 			switch e.State {
-			case ledger.Sent, ledger.Unknown:
+			case ledger.Sent, ledger.Unknown, ledger.Expired:
 				duplicates++
 				c.Logger.Debug("duplicate command skipped", "command", cmd.ID, "state", e.State.String())
 				continue
@@ -69,6 +77,14 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 				unknown = append(unknown, ledger.Change{Partition: r.Partition, ID: cmd.ID})
 				continue
 			}
+		}
+		// Past its window the email is no use (a backlog: replay's answer
+		// after an outage, a group reset), whatever its template.
+		if exp := cmd.Expiry(); now.After(exp) {
+			dead = append(dead, s.deadLetterRecord(r, schema.ReasonExpired, expiredMessage(&cmd, now)))
+			expired = append(expired, ledger.Change{Partition: r.Partition, ID: cmd.ID})
+			expiredBy[triggerLabel(cmd.Trigger)]++
+			continue
 		}
 		msg, err := c.Transport.Render(&cmd)
 		if err != nil {
@@ -120,14 +136,28 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 			s.metrics.send(ctx, reason, 1)
 		}
 	}
-	if len(unknown) > 0 {
+	if len(unknown) > 0 || len(expired) > 0 {
 		at := c.Now()
 		for i := range unknown {
 			unknown[i].Entry = &ledger.Entry{State: ledger.Unknown, At: at}
 		}
-		if err := s.ledger.Record(wctx, unknown...); err != nil {
+		for i := range expired {
+			expired[i].Entry = &ledger.Entry{State: ledger.Expired, At: at}
+		}
+		if err := s.ledger.Record(wctx, append(unknown, expired...)...); err != nil {
 			return errors.Join(derr, err)
 		}
+	}
+	if len(expired) > 0 {
+		triggers := make([]string, 0, len(expiredBy))
+		for t, n := range expiredBy {
+			s.metrics.expired.Add(ctx, n, metric.WithAttributes(attribute.String("trigger", t)))
+			triggers = append(triggers, t)
+		}
+		sort.Strings(triggers)
+		// One line per poll, not per command: a backlog expires by the
+		// thousand.
+		c.Logger.Warn("expired commands dead-lettered unsent", "count", len(expired), "triggers", triggers)
 	}
 	s.metrics.send(ctx, resultDelivered, len(delivered))
 	s.metrics.send(ctx, resultDuplicate, duplicates)
@@ -142,10 +172,30 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 	return derr
 }
 
-// deadLetter builds the commands-dlq record of r.
+// deadLetter builds the commands-dlq record of r, and logs it.
 func (s *Sink) deadLetter(r *kgo.Record, reason schema.Reason, msg string) *kgo.Record {
-	d := schema.DeadLetter{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Reason: reason, Message: msg}
 	s.cfg.Logger.Warn("command dead-lettered", "reason", string(reason), "message", msg, "partition", r.Partition, "offset", r.Offset)
+	return s.deadLetterRecord(r, reason, msg)
+}
+
+// expiredMessage says why cmd was not sent. Times and the trigger come
+// from the command; nothing about the user does.
+func expiredMessage(cmd *schema.SendCommand, now time.Time) string {
+	exp := cmd.Expiry()
+	from := "its expires_at"
+	if cmd.ExpiresAt.IsZero() {
+		from = fmt.Sprintf("the end of its %s intent window (the command has no expires_at)", cmd.Intent)
+		if schema.IntentWindow(cmd.Intent) == 0 {
+			from = "the end of the longest intent window (the command has no expires_at and no known intent)"
+		}
+	}
+	return fmt.Sprintf("expired: read at %s, %s after %s %s (send_at %s); not sent",
+		schema.FormatTime(now), now.Sub(exp).Round(time.Second), from, schema.FormatTime(exp), schema.FormatTime(cmd.SendAt))
+}
+
+// deadLetterRecord builds the commands-dlq record of r.
+func (s *Sink) deadLetterRecord(r *kgo.Record, reason schema.Reason, msg string) *kgo.Record {
+	d := schema.DeadLetter{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Reason: reason, Message: msg}
 	hs := d.Headers()
 	out := &kgo.Record{Topic: s.cfg.Topics.CommandsDLQ, Key: r.Key, Value: r.Value, Headers: make([]kgo.RecordHeader, len(hs))}
 	for i, h := range hs {

@@ -43,7 +43,9 @@ type Config struct {
 	// ExpireEvery is how often expired ledger entries are removed.
 	// Default 1 hour.
 	ExpireEvery time.Duration
-	// Now is the clock of the ledger's timestamps. Default time.Now.
+	// Now is the sink's wall clock: the ledger's timestamps, and what a
+	// command's expires_at is held to (a command read after it is
+	// dead-lettered as expired, unsent). Default time.Now.
 	Now func() time.Time
 	// Logger; default discard.
 	Logger *slog.Logger

@@ -54,6 +54,7 @@ func TestCrashChild(t *testing.T) {
 		Kafka:     []kgo.Opt{kgo.SeedBrokers(os.Getenv(envBroker)), kgo.InstanceID("sink-0")},
 		StateDir:  os.Getenv(envDir),
 		Transport: sink.SendGrid(c, loadMapping(t)),
+		Now:       wallFromEpoch(), // the commands are sent at epoch
 		Logger:    logger,
 	})
 	if err != nil {

@@ -10,8 +10,23 @@
 //	send-commands ─▶ Sink.Run ─▶ sink/ledger (InFlight) ─▶ Transport ─▶ SendGrid v3 / console / .eml files
 //	                      │                                  │
 //	                      │          sink/ledger (Sent) ◀────┘
-//	                      └─▶ commands-dlq (bad_command, unknown_template, rejected,
+//	                      └─▶ commands-dlq (bad_command, expired, unknown_template, rejected,
 //	                                        retries_exhausted, outcome_unknown)
+//
+// # Expiry
+//
+// Every command has a window in which its email is still worth sending:
+// from its send_at to its expires_at, which the processor writes (send_at
+// plus the trigger's expire_after, or 15 minutes, 3 hours or 24 hours by
+// intent); a command written before expires_at existed gets its intent's
+// window. The sink holds expires_at to its own wall clock (Config.Now) when
+// it reads the command: past it, the command is dead-lettered as expired,
+// marked Expired in the ledger so that no sink sends it later, and counted
+// by trigger in microtrigger_sink_expired_total. That is where the wall
+// clock belongs: the processor's output is a function of the events, and
+// replaying a backlog yields commands whose send_at is long past. A command
+// whose send_at is still ahead is sent when it is read; the processor emits
+// commands when they are due, not before.
 //
 // SendGrid's event webhook is served by sink/webhook, which publishes back
 // into events; it runs beside the Sink, not inside it.

@@ -14,13 +14,15 @@ const (
 )
 
 // metrics are the sink's instruments. Labels are closed sets: results,
-// dead-letter reasons. Never a user, an address or a key.
+// dead-letter reasons, and trigger names (which come from the rule pack).
+// Never a user, an address or a key.
 type metrics struct {
-	sends    metric.Int64Counter
-	dlq      metric.Int64Counter
-	batch    metric.Float64Histogram
-	expired  metric.Int64Counter
-	assigned metric.Int64UpDownCounter
+	sends         metric.Int64Counter
+	dlq           metric.Int64Counter
+	batch         metric.Float64Histogram
+	ledgerExpired metric.Int64Counter
+	expired       metric.Int64Counter
+	assigned      metric.Int64UpDownCounter
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -32,8 +34,10 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Commands written to commands-dlq, by reason."))
 	x.batch, _ = m.Float64Histogram("microtrigger_sink_batch_duration_seconds",
 		metric.WithDescription("Time to handle one poll of send-commands, delivery included."), metric.WithUnit("s"))
-	x.expired, _ = m.Int64Counter("microtrigger_sink_ledger_expired_total",
+	x.ledgerExpired, _ = m.Int64Counter("microtrigger_sink_ledger_expired_total",
 		metric.WithDescription("Ledger entries removed after the retention period."))
+	x.expired, _ = m.Int64Counter("microtrigger_sink_expired_total",
+		metric.WithDescription("Send-commands read after their expires_at and dead-lettered unsent, by trigger."))
 	x.assigned, _ = m.Int64UpDownCounter("microtrigger_sink_assigned_partitions",
 		metric.WithDescription("send-commands partitions owned by this instance."))
 	return &x
@@ -41,6 +45,21 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 
 func reasonAttr(r string) metric.AddOption {
 	return metric.WithAttributes(attribute.String("reason", r))
+}
+
+// triggerLabel is a command's trigger as a metric label. The rule pack
+// bounds the names the processor writes; anything else on the topic (a
+// name no pack allows, which could hold anything) is counted as "other".
+func triggerLabel(name string) string {
+	if name == "" || len(name) > 128 || name[0] == '-' {
+		return "other"
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return "other"
+		}
+	}
+	return name
 }
 
 func (m *metrics) send(ctx context.Context, result string, n int) {

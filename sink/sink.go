@@ -118,7 +118,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			if err != nil {
 				c.Logger.Warn("expire ledger entries", "err", err)
 			}
-			s.metrics.expired.Add(ctx, int64(n))
+			s.metrics.ledgerExpired.Add(ctx, int64(n))
 		}
 		cl.AllowRebalance()
 	}

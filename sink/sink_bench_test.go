@@ -35,7 +35,7 @@ func deliverAll(b *testing.B, n, batchSize int) time.Duration {
 		b.Fatal(err)
 	}
 	s, err := sink.New(sink.Config{
-		Kafka: seeds, StateDir: b.TempDir(), Transport: sink.SendGrid(c, loadMapping(b)),
+		Kafka: seeds, StateDir: b.TempDir(), Transport: sink.SendGrid(c, loadMapping(b)), Now: wallFromEpoch(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

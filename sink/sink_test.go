@@ -74,8 +74,16 @@ func command(i, users int, template string) schema.SendCommand {
 	return schema.SendCommand{
 		ID: schema.CommandID(user, "cart-abandonment", 1, cause), UserID: user, Email: user + "@example.com",
 		Trigger: "cart-abandonment", Step: 1, Template: template, Intent: schema.IntentMid,
-		SendAt: epoch, Data: map[string]any{"offer": "discount", "cart_value": 120.0}, Cause: cause,
+		SendAt: epoch, ExpiresAt: epoch.Add(schema.IntentWindow(schema.IntentMid)),
+		Data: map[string]any{"offer": "discount", "cart_value": 120.0}, Cause: cause,
 	}
+}
+
+// wallFromEpoch is a clock that runs at the wall clock's pace from epoch,
+// for sinks that run in real time over commands sent at epoch.
+func wallFromEpoch() func() time.Time {
+	start := time.Now()
+	return func() time.Time { return epoch.Add(time.Since(start)) }
 }
 
 func record(t testing.TB, c schema.SendCommand) *kgo.Record {
@@ -373,7 +381,8 @@ func TestUnauthorizedStopsWithoutLosing(t *testing.T) {
 		kafkatest.Produce(t, producer, record(t, command(i, 5, "cart-reminder")))
 	}
 	dir := t.TempDir()
-	s, err := sink.New(sink.Config{Kafka: h.seeds, StateDir: dir, Transport: h.transport(func(c *sendgrid.Config) { c.APIKey = "SG.revoked" })})
+	s, err := sink.New(sink.Config{Kafka: h.seeds, StateDir: dir, Now: h.clock.Now,
+		Transport: h.transport(func(c *sendgrid.Config) { c.APIKey = "SG.revoked" })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +418,7 @@ func TestConsoleTransport(t *testing.T) {
 	}
 	out := &lockedBuffer{}
 	got := make(chan string, 10)
-	s, err := sink.New(sink.Config{Kafka: seeds, StateDir: t.TempDir(), Transport: sink.Console(out, l),
+	s, err := sink.New(sink.Config{Kafka: seeds, StateDir: t.TempDir(), Transport: sink.Console(out, l), Now: wallFromEpoch(),
 		OnDelivered: func(c schema.SendCommand) { got <- c.ID }})
 	if err != nil {
 		t.Fatal(err)

@@ -120,10 +120,18 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 	var deliveredMu sync.Mutex
 	delivered := 0
 	deliveredCh := make(chan struct{}, 1)
+	// The sink's clock stands at the start of the sample. The simulated
+	// clock crosses a day of events in one step and a month of timers in
+	// the next, ahead of the sink that reads behind it: on that clock the
+	// emails would have expired by the time they are read (and on the real
+	// one, the sample's March 2026 emails all have). A deployed sink reads
+	// each command moments after its send_at; a sink whose clock does not
+	// move shows what that one sends.
 	sk, err := sink.New(sink.Config{
 		Kafka:     seeds,
 		StateDir:  sinkDir,
 		Transport: sink.Console(e.stdout, local),
+		Now:       func() time.Time { return first },
 		Logger:    e.quietLogger(),
 		OnDelivered: func(schema.SendCommand) {
 			deliveredMu.Lock()

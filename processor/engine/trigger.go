@@ -305,6 +305,11 @@ func (s *step) emit(t *rules.Trigger, ts *state.Trigger, i int, vars *rules.Vars
 		Data:     data,
 		Cause:    cause,
 	}
+	// A logical time like send_at, so live and replay agree on it. A
+	// loaded pack always gives a window; without one the sink derives it.
+	if w := t.Expiry(); w > 0 {
+		c.ExpiresAt = s.now.Add(w)
+	}
 	c.ID = schema.CommandID(c.UserID, c.Trigger, c.Step, c.Cause)
 	s.res.Commands = append(s.res.Commands, c)
 	s.u.Sends = append(s.u.Sends, state.Send{At: s.now, Trigger: t.Name, Step: i + 1})

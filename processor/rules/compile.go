@@ -225,6 +225,23 @@ func duration(n *yamlpos.Node, e *yamlpos.Errors, what string) time.Duration {
 	return d
 }
 
+// positiveDuration is duration for fields where 0 means nothing sensible.
+func positiveDuration(n *yamlpos.Node, e *yamlpos.Errors, what string) time.Duration {
+	s, ok := n.Str(e, what)
+	if !ok {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	switch {
+	case err != nil:
+		e.Add(n.Pos, "%s: %v", what, err)
+	case d <= 0:
+		e.Add(n.Pos, "%s: %q: want a positive duration such as 30m, 2h or 1d", what, s)
+		d = 0
+	}
+	return d
+}
+
 func aggFields() []string { return []string{"name", "on", "kind", "window", "when", "value", "by"} }
 
 func declareAggregate(n *yamlpos.Node, e *yamlpos.Errors) *Aggregate {
@@ -289,7 +306,8 @@ func (c *compiler) compileAggregate(a *Aggregate, f map[string]*yamlpos.Node) {
 func triggerFields() []string {
 	return []string{
 		"name", "description", "intent", "priority", "on", "when", "wait", "recheck", "restart",
-		"exit_on", "cooldown", "reentry", "holdout", "variants", "template", "data", "steps", "quiet_hours",
+		"exit_on", "cooldown", "expire_after", "reentry", "holdout", "variants", "template", "data", "steps",
+		"quiet_hours",
 	}
 }
 
@@ -350,6 +368,9 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 	}
 	if cd := f["cooldown"]; cd != nil {
 		t.Cooldown = duration(cd, e, what+": cooldown")
+	}
+	if x := f["expire_after"]; x != nil {
+		t.ExpireAfter = positiveDuration(x, e, what+": expire_after")
 	}
 	if r := f["reentry"]; r != nil {
 		t.Reentry, _ = r.Bool(e, what+": reentry")

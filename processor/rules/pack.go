@@ -67,18 +67,18 @@ type Aggregate struct {
 	By     *Program // nil: one group
 }
 
-// Intent windows: the latest a trigger's first email may land after it
-// fires.
-func IntentWindow(intent string) time.Duration {
-	switch intent {
-	case schema.IntentHigh:
-		return 15 * time.Minute
-	case schema.IntentMid:
-		return 3 * time.Hour
-	case schema.IntentLow:
-		return 24 * time.Hour
+// IntentWindow is the latest a trigger's first email may land after it
+// fires, and how long any of its emails stays worth sending after its
+// send_at unless the trigger sets expire_after: schema.IntentWindow.
+func IntentWindow(intent string) time.Duration { return schema.IntentWindow(intent) }
+
+// Expiry is how long after its send_at an email of t may still go out:
+// ExpireAfter, or the intent's window.
+func (t *Trigger) Expiry() time.Duration {
+	if t.ExpireAfter > 0 {
+		return t.ExpireAfter
 	}
-	return 0
+	return IntentWindow(t.Intent)
 }
 
 // Trigger is one compiled trigger.
@@ -95,6 +95,9 @@ type Trigger struct {
 	Restart     bool
 	Exits       []Exit
 	Cooldown    time.Duration
+	// ExpireAfter is how long after its send_at an email of this trigger
+	// may still go out; 0: the intent's window ([IntentWindow]).
+	ExpireAfter time.Duration
 	Reentry     bool
 	Holdout     float64
 	Variants    []Variant

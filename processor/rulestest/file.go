@@ -269,7 +269,7 @@ func (f *File) testCase(n *yamlpos.Node, index int, e *yamlpos.Errors) *Case {
 }
 
 func commandFields() []string {
-	return []string{"id", "user_id", "email", "trigger", "step", "template", "variant", "intent", "send_at", "data", "cause"}
+	return []string{"id", "user_id", "email", "trigger", "step", "template", "variant", "intent", "send_at", "expires_at", "data", "cause"}
 }
 
 func suppressionFields() []string {

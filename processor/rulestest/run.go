@@ -280,7 +280,7 @@ func compare(start time.Time, cp *Checkpoint, what string, exp []Expect, got []m
 func normalizeExpect(start time.Time, m map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range m {
-		if s, isStr := v.(string); isStr && (k == "send_at" || k == "at" || k == "until") {
+		if s, isStr := v.(string); isStr && (k == "send_at" || k == "expires_at" || k == "at" || k == "until") {
 			if t, ok := absTime(start, s); ok {
 				v = schema.FormatTime(t)
 			}
@@ -308,7 +308,7 @@ func matches(start time.Time, exp, got map[string]any) bool {
 			return false
 		}
 		switch k {
-		case "send_at", "at", "until":
+		case "send_at", "expires_at", "at", "until":
 			ws, _ := want.(string)
 			wt, ok1 := absTime(start, ws)
 			ht, err := time.Parse(time.RFC3339Nano, fmt.Sprint(have))

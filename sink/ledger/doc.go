@@ -18,6 +18,9 @@
 //   - Sent: the provider accepted it. Never sent again.
 //   - Unknown: its outcome could not be known and it was dead-lettered.
 //     Never sent again.
+//   - Expired: it was read after its expires_at and dead-lettered unsent.
+//     Never sent again, so that a sink whose clock runs behind another's
+//     cannot send what that one refused.
 //
 // No entry means not sent. Entries expire after a retention period
 // (tombstones in the changelog) so the ledger stays bounded.

@@ -30,6 +30,7 @@ const (
 	InFlight State = 1
 	Sent     State = 2
 	Unknown  State = 3
+	Expired  State = 4
 )
 
 func (s State) String() string {
@@ -40,6 +41,8 @@ func (s State) String() string {
 		return "sent"
 	case Unknown:
 		return "unknown"
+	case Expired:
+		return "expired"
 	}
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }
@@ -131,7 +134,7 @@ func EncodeEntry(e Entry) []byte {
 
 // DecodeEntry decodes EncodeEntry's output.
 func DecodeEntry(b []byte) (Entry, error) {
-	if len(b) != 9 || b[0] < byte(InFlight) || b[0] > byte(Unknown) {
+	if len(b) != 9 || b[0] < byte(InFlight) || b[0] > byte(Expired) {
 		return Entry{}, fmt.Errorf("ledger: corrupt entry %x", b)
 	}
 	return Entry{State: State(b[0]), At: time.UnixMilli(int64(binary.BigEndian.Uint64(b[1:]))).UTC()}, nil

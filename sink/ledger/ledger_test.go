@@ -52,6 +52,7 @@ func TestRecordRestoreMove(t *testing.T) {
 		Change{Partition: 0, ID: "c1", Entry: &Entry{InFlight, at}},
 		Change{Partition: 1, ID: "c2", Entry: &Entry{InFlight, at}},
 		Change{Partition: 2, ID: "c3", Entry: &Entry{InFlight, at}},
+		Change{Partition: 2, ID: "c5", Entry: &Entry{Expired, at}},
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +66,7 @@ func TestRecordRestoreMove(t *testing.T) {
 	want(t, a, 0, "c1", Sent)
 	want(t, a, 1, "c2", 0)
 	want(t, a, 2, "c3", Unknown)
+	want(t, a, 2, "c5", Expired)
 	if _, _, err := a.Get(5, "x"); !errors.Is(err, ErrNotAssigned) {
 		t.Fatalf("unassigned partition: %v", err)
 	}
@@ -89,6 +91,17 @@ func TestRecordRestoreMove(t *testing.T) {
 	}
 	want(t, a, 0, "c4", Sent)
 	want(t, a, 0, "c1", Sent)
+
+	// Every state survives a restore from the changelog alone.
+	if err := a.Revoke([]int32{2}); err != nil {
+		t.Fatal(err)
+	}
+	c := newLedger(t, seeds, t.TempDir())
+	if err := c.Assign(ctx, []int32{2}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, c, 2, "c3", Unknown)
+	want(t, c, 2, "c5", Expired)
 }
 
 func TestExpire(t *testing.T) {
