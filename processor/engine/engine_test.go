@@ -379,7 +379,8 @@ func (h *harness) keys() []string {
 	return keys
 }
 
-// print writes what one input produced, in the engine's order.
+// print writes what one input produced: commands, then suppressions, each
+// in the engine's order.
 func (h *harness) print(b *strings.Builder, u *state.User, res *engine.Result) {
 	for i := range res.Commands {
 		c := &res.Commands[i]
