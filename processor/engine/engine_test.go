@@ -341,7 +341,12 @@ func (h *harness) state(t *testing.T, d *datadriven.TestData) string {
 		}
 		b.WriteString("\n")
 		if r := ts.Run; r != nil {
-			fmt.Fprintf(&b, "  run %d: %s, step %d due %s, sent %d", r.Seq, r.Phase, r.Step+1, h.when(u, r.Due), r.Sent)
+			if r.Phase == state.PhaseWait {
+				fmt.Fprintf(&b, "  run %d: waiting until %s", r.Seq, h.when(u, r.Due))
+			} else {
+				fmt.Fprintf(&b, "  run %d: step %d due %s", r.Seq, r.Step+1, h.when(u, r.Due))
+			}
+			fmt.Fprintf(&b, ", sent %d, entry %s at %s", r.Sent, r.Entry.Name, schema.FormatTime(r.Entry.Time))
 			if r.Deferred {
 				b.WriteString(", deferred")
 			}
