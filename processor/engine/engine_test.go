@@ -79,6 +79,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	if d.Cmd != "pack" && h.eng == nil {
 		d.Fatalf(t, "%s before pack", d.Cmd)
 	}
+	if allowed, ok := commandArgs()[d.Cmd]; ok {
+		for _, a := range d.CmdArgs {
+			if !slices.Contains(allowed, a.Key) {
+				d.Fatalf(t, "%s takes no argument %s", d.Cmd, a.Key)
+			}
+		}
+	}
 	switch d.Cmd {
 	case "pack":
 		return h.pack(d)
@@ -95,6 +102,18 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	}
 	d.Fatalf(t, "unknown command %q", d.Cmd)
 	return ""
+}
+
+// commandArgs lists the arguments of each command but user, whose other
+// arguments are traits.
+func commandArgs() map[string][]string {
+	return map[string][]string{
+		"pack":    {},
+		"event":   {"user", "at"},
+		"timer":   {"user", "at"},
+		"advance": {"to", "user"},
+		"state":   {"user"},
+	}
 }
 
 func (h *harness) pack(d *datadriven.TestData) string {
