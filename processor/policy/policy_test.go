@@ -327,3 +327,65 @@ func TestAssignStable(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietUntilEndsTheQuietPeriod checks Until against its definition
+// around daylight-saving changes, including zones that shift by 30 minutes
+// and windows that end inside the hour a change skips or repeats: the time
+// it returns is later than t and not quiet, and every minute in between is
+// quiet.
+func TestQuietUntilEndsTheQuietPeriod(t *testing.T) {
+	windows := []policy.QuietHours{
+		{Start: 21 * 60, End: 8 * 60},
+		{Start: 21 * 60, End: 2*60 + 30},
+		{Start: 0, End: 3 * 60},
+		{Start: 1*60 + 45, End: 2*60 + 15},
+		{Start: 22 * 60, End: 1*60 + 30},
+	}
+	changes := map[string][]string{
+		"Europe/Berlin":       {"2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z"},
+		"America/Los_Angeles": {"2026-03-08T10:00:00Z", "2026-11-01T09:00:00Z"},
+		"Australia/Lord_Howe": {"2026-04-04T15:00:00Z", "2026-10-03T15:30:00Z"},
+		"America/Santiago":    {"2026-04-05T03:00:00Z", "2026-09-06T04:00:00Z"},
+	}
+	zones := make([]string, 0, len(changes))
+	for z := range changes {
+		zones = append(zones, z)
+	}
+	slices.Sort(zones)
+	quiet := func(q policy.QuietHours, at time.Time, loc *time.Location) bool {
+		l := at.In(loc)
+		return q.Contains(l.Hour()*60 + l.Minute())
+	}
+	for _, name := range zones {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changes[name] {
+			change, _ := time.Parse(time.RFC3339, c)
+			for _, q := range windows {
+				// Every 11 minutes from 12 hours before the change to 4
+				// hours after it.
+				for at := change.Add(-12 * time.Hour); at.Before(change.Add(4 * time.Hour)); at = at.Add(11 * time.Minute) {
+					until, ok := q.Until(at, loc)
+					if ok != quiet(q, at, loc) {
+						t.Fatalf("%s %v at %s: Until says quiet=%v", name, q, when(at, loc), ok)
+					}
+					if !ok {
+						continue
+					}
+					if !until.After(at) || quiet(q, until, loc) {
+						t.Fatalf("%s %v at %s: quiet until %s, which is not a later time outside the window",
+							name, q, when(at, loc), when(until, loc))
+					}
+					for m := at.Truncate(time.Minute).Add(time.Minute); m.Before(until); m = m.Add(time.Minute) {
+						if !quiet(q, m, loc) {
+							t.Fatalf("%s %v at %s: quiet until %s, but %s is not quiet",
+								name, q, when(at, loc), when(until, loc), when(m, loc))
+						}
+					}
+				}
+			}
+		}
+	}
+}
