@@ -45,6 +45,8 @@ fuzz:
 rewrite:
 	$(GO) test ./schema -run Golden -rewrite
 	$(GO) test ./processor/rules -run TestCheck -rewrite
+	$(GO) test ./processor/engine -run TestEngine -rewrite
+	$(GO) test ./processor/policy -run TestPolicy -rewrite
 	$(GO) test ./processor/backtest -run Golden -rewrite
 	$(GO) test ./deploy -run TestGeneratedConfigMaps -rewrite
 
