@@ -104,8 +104,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	return ""
 }
 
-// commandArgs lists the arguments of each command but user, whose other
-// arguments are traits.
+// commandArgs lists the arguments of every command except user, whose
+// other arguments are traits.
 func commandArgs() map[string][]string {
 	return map[string][]string{
 		"pack":    {},
@@ -119,6 +119,7 @@ func commandArgs() map[string][]string {
 func (h *harness) pack(d *datadriven.TestData) string {
 	p, err := rules.LoadSources([]string{"pack.yaml"}, map[string][]byte{"pack.yaml": []byte(d.Input)}, rules.Options{})
 	if err != nil {
+		h.eng = nil // what follows needs a pack that loads
 		return err.Error() + "\n"
 	}
 	h.eng = newEngine(p)
