@@ -45,7 +45,10 @@ fuzz:
 rewrite:
 	$(GO) test ./schema -run Golden -rewrite
 	$(GO) test ./processor/rules -run TestCheck -rewrite
+	$(GO) test ./processor/engine -run TestEngine -rewrite
+	$(GO) test ./processor/policy -run TestPolicy -rewrite
 	$(GO) test ./processor/backtest -run Golden -rewrite
+	$(GO) test ./sink/render -run TestLocalGolden -rewrite
 	$(GO) test ./deploy -run TestGeneratedConfigMaps -rewrite
 
 ## tzdata: refresh the embedded time zone database from the Go toolchain in use

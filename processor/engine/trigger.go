@@ -78,8 +78,9 @@ func (s *step) wake(key string, ev *schema.Event, view *rules.Event) {
 		}
 		if policy.Cooling(ts, t.Cooldown, s.now) {
 			// One record per cooldown: the events that keep the condition
-			// true while it lasts are not each a new suppression.
-			if !ts.CooldownNoted.After(ts.LastEnd) {
+			// true while it lasts are not each a new suppression. A record
+			// made at the very instant the cooldown began belongs to it.
+			if ts.CooldownNoted.Before(ts.LastEnd) {
 				ts.CooldownNoted = s.now
 				s.suppress(t, &state.Run{Entry: *entry}, 0, schema.SuppressCooldown, time.Time{})
 			}

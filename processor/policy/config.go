@@ -79,18 +79,26 @@ func (q *QuietHours) Contains(m int) bool {
 }
 
 // Until returns when the quiet period containing t ends, and whether t is
-// quiet at all. The end is computed on the local calendar, so it is right
-// across daylight-saving changes.
+// quiet at all. The end is the first instant after t whose local time is
+// outside the window, so it is right across daylight-saving changes, also
+// for a window that ends in an hour a change skips or repeats.
 func (q *QuietHours) Until(t time.Time, loc *time.Location) (time.Time, bool) {
 	lt := t.In(loc)
 	m := lt.Hour()*60 + lt.Minute()
 	if !q.Contains(m) {
 		return time.Time{}, false
 	}
-	y, mo, d := lt.Date()
-	end := time.Date(y, mo, d, q.End/60, q.End%60, 0, 0, loc)
-	if !end.After(lt) {
-		end = time.Date(y, mo, d+1, q.End/60, q.End%60, 0, 0, loc)
+	// Without a clock change the wall clock reaches the end this much later.
+	wall := time.Duration((q.End-m+24*60)%(24*60))*time.Minute -
+		time.Duration(lt.Second())*time.Second - time.Duration(lt.Nanosecond())
+	end := t.Add(wall)
+	// A change by then moves the wall clock: the window ends there if
+	// the clock jumps out of it, else it goes on from the new local time.
+	if _, change := lt.ZoneBounds(); !change.IsZero() && !change.After(end) {
+		if next, quiet := q.Until(change, loc); quiet {
+			return next, true
+		}
+		return change.UTC(), true
 	}
 	return end.UTC(), true
 }
