@@ -54,7 +54,13 @@ func TestExactlyOnceThroughChaos(t *testing.T) {
 	// worst moment, with output written and neither state nor offsets.
 	var netA kafkatest.Network
 	kill := &killOnWrite{net: &netA, written: make(chan struct{}), killed: make(chan struct{})}
-	a := start(t, cfg("chaos-a", netA.Opt(), kgo.WithHooks(kill)))
+	// A snapshots its state with every batch that changes it, so that the
+	// kill lands between a batch's commands and its changelog records; B
+	// and the others snapshot rarely, so that their successors replay the
+	// input since.
+	cfgA := cfg("chaos-a", netA.Opt(), kgo.WithHooks(kill))
+	cfgA.SnapshotUsers = 1
+	a := start(t, cfgA)
 	b := start(t, cfg("chaos-b"))
 	producer := kafkatest.Client(t, seeds...)
 	sim := &processor.Simulation{Processors: []*processor.Processor{a.p, b.p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents, Chunk: 2000}

@@ -74,6 +74,15 @@ type Config struct {
 	// below the changelog's delete.retention.ms (Kafka's default: 24h).
 	// Default 12h.
 	StaleStoreAfter time.Duration
+	// SnapshotInterval is how often each partition's changed state is
+	// written to the changelog and Pebble; between snapshots the input
+	// and the recorded clock moves make it durable, and a partition opened
+	// elsewhere replays them. Longer intervals write each user less often
+	// and make a takeover replay more. Default 10s.
+	SnapshotInterval time.Duration
+	// SnapshotUsers snapshots a partition sooner, once this many of its
+	// users have changed: they stay in memory until then. Default 20000.
+	SnapshotUsers int
 	// Limits bounds per-user state; zero takes state.DefaultLimits.
 	Limits state.Limits
 	// Zones is the time zone database of quiet hours and caps, shared by
@@ -122,6 +131,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StaleStoreAfter <= 0 {
 		c.StaleStoreAfter = 12 * time.Hour
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = 10 * time.Second
+	}
+	if c.SnapshotUsers <= 0 {
+		c.SnapshotUsers = 20000
 	}
 	if c.TransactionTimeout <= 0 {
 		c.TransactionTimeout = 10 * time.Second

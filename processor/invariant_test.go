@@ -7,15 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/microtrigger/microtrigger/internal/clickstream"
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
 	"github.com/microtrigger/microtrigger/processor"
-	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/rules"
-	"github.com/microtrigger/microtrigger/processor/store"
-	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/processor/task/tasktest"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -24,41 +20,17 @@ import (
 // send-commands, sorted.
 func replay(t testing.TB, pack *rules.Pack, events []clickstream.Event, end time.Time) [][]byte {
 	t.Helper()
-	db, err := store.Open("", store.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tk := tasktest.New(t, tasktest.Config{Pack: pack})
 	var out [][]byte
 	flush := func() {
-		b := db.NewBatch()
-		o, err := tk.Flush(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Apply(b); err != nil {
-			t.Fatal(err)
-		}
+		o := tk.Flush()
 		for i := range o.Commands {
 			v, _ := schema.MarshalCommand(&o.Commands[i])
 			out = append(out, v)
 		}
 	}
 	for i, e := range events {
-		ev, err := schema.DecodeEvent(e.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tk.Offer(task.Input{Event: ev, Raw: e.Value, Seq: int64(i)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := tk.Advance(ev.Timestamp); err != nil {
-			t.Fatal(err)
-		}
+		tk.Offer(tasktest.Input(t, e.Value, int64(i)))
 		if i%5000 == 0 {
 			flush()
 		}

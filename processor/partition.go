@@ -20,6 +20,9 @@ import (
 // the last changelog record its state reflects.
 const metaChangelogOffset = "changelog-offset"
 
+// metaSnapshot is the metadata entry of store.SnapshotKey.
+const metaSnapshot = "snapshot"
+
 // partition is one owned partition: its store and task.
 type partition struct {
 	id   int32
@@ -27,12 +30,16 @@ type partition struct {
 	task *task.Task
 	// checkpoint is the changelog offset the store reflects (-1: none).
 	checkpoint int64
-	// batch collects the current transaction's changes; applied to db
+	// write is the snapshot of the current transaction, applied to db
 	// after the commit.
-	batch *store.Batch
-	// produced is the highest changelog offset produced in the current
-	// transaction (-1: none).
-	produced int64
+	write *task.Write
+	// snapshotAt is when the last snapshot was applied (wall clock).
+	snapshotAt time.Time
+	// ticks are the keys of the clock moves committed since the last
+	// snapshot, which the next one deletes; unsent are moves not yet
+	// written (nothing was committed since).
+	ticks  [][]byte
+	unsent []tick
 	// committed is the next input offset after the last committed batch.
 	committed int64
 	consumed  int64
@@ -40,6 +47,23 @@ type partition struct {
 	// assignment, then in every fetch that returned its records); -1
 	// unknown.
 	end int64
+}
+
+// tick is a move of the clock to c by the wall clock, once the input
+// before offset pos had been read.
+type tick struct {
+	pos int64
+	c   time.Time
+}
+
+// tick records a move of the clock by the wall clock. Moves with no input
+// read between them leave the same trace as the last one alone.
+func (part *partition) tick(c time.Time) {
+	if n := len(part.unsent); n > 0 && part.unsent[n-1].pos == part.consumed {
+		part.unsent[n-1].c = c
+		return
+	}
+	part.unsent = append(part.unsent, tick{part.consumed, c})
 }
 
 // caughtUp reports whether the partition has read everything the broker
@@ -50,16 +74,18 @@ func (p *Processor) partitionDir(id int32) string {
 	return filepath.Join(p.cfg.StateDir, fmt.Sprintf("p-%d", id))
 }
 
-// open opens a partition's store, catches it up from the changelog and
-// builds its task. The store is ready once it reflects the changelog up to
-// its last stable offset.
-func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
+// open opens a partition's store, catches it up from the changelog,
+// builds its task and replays the input from the store's snapshot up to
+// committed, the next input offset after the last committed transaction:
+// the partition is then exactly where its last commit left it, whoever
+// made it.
+func (p *Processor) open(ctx context.Context, id int32, committed int64) (*partition, error) {
 	start := time.Now()
 	db, err := p.openStore(id)
 	if err != nil {
 		return nil, err
 	}
-	part := &partition{id: id, db: db, checkpoint: -1, produced: -1, end: -1}
+	part := &partition{id: id, db: db, checkpoint: -1, end: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now()}
 	n, err := p.restore(ctx, part)
 	if err != nil {
 		db.Close()
@@ -75,13 +101,106 @@ func (p *Processor) open(ctx context.Context, id int32) (*partition, error) {
 		db.Close()
 		return nil, fmt.Errorf("open partition %d: %w", id, err)
 	}
+	replayed, err := p.replay(ctx, part)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("replay partition %d from its snapshot: %w", id, err)
+	}
 	secs := time.Since(start).Seconds()
 	p.m.restoreSecs.Record(ctx, secs)
 	p.m.restored.Add(ctx, n)
 	events, timers := part.task.Pending()
-	p.cfg.Logger.Info("partition ready", "partition", id, "changelog_records", n,
+	p.cfg.Logger.Info("partition ready", "partition", id, "changelog_records", n, "replayed_records", replayed,
 		"seconds", fmt.Sprintf("%.3f", secs), "buffered_events", events, "pending_timers", timers)
 	return part, nil
+}
+
+// replay brings a freshly opened task from its snapshot to the last
+// commit: it reads the input from the snapshot's offset to the committed
+// one, with the clock moves recorded in between at their places, and
+// applies it as the original run did. What that produced was committed
+// then, so it is dropped now.
+func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) {
+	from, ok, err := part.db.MetaInt64(metaSnapshot)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		// No snapshot: a new partition (replay all the input there is)
+		// or a store written before snapshots existed, whose state is
+		// that of the last commit.
+		has, err := part.db.HasUsers()
+		if err != nil {
+			return 0, err
+		}
+		if has {
+			from = part.committed
+		}
+	}
+	var ticks []tick
+	if err := part.db.Ticks(func(pos int64, c time.Time) error {
+		ticks = append(ticks, tick{pos, c})
+		part.ticks = append(part.ticks, store.TickKey(pos, c))
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	to := part.committed
+	advanceTo := func(pos int64) error {
+		for len(ticks) > 0 && ticks[0].pos <= pos {
+			if err := part.task.Advance(ticks[0].c); err != nil {
+				return err
+			}
+			ticks = ticks[1:]
+		}
+		return nil
+	}
+	var n int64
+	if from < to {
+		cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), p.cfg.Kafka...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.Topics.Events: {part.id: kgo.NewOffset().At(from)}}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.KeepControlRecords(),
+		)...)
+		if err != nil {
+			return 0, err
+		}
+		defer cl.Close()
+		var dropped []*kgo.Record
+		for pos := from; pos < to; {
+			fs := cl.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			var ferr error
+			fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+			if ferr != nil {
+				return n, ferr
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if ferr != nil || r.Offset >= to {
+					return
+				}
+				if ferr = advanceTo(r.Offset); ferr != nil {
+					return
+				}
+				if !r.Attrs.IsControl() {
+					ferr = p.input(ctx, part, r, &dropped)
+					n++
+				}
+				pos = r.Offset + 1
+			})
+			if ferr != nil {
+				return n, ferr
+			}
+			dropped = dropped[:0]
+		}
+	}
+	if err := advanceTo(to); err != nil {
+		return n, err
+	}
+	part.task.Take() // committed before
+	return n, nil
 }
 
 // metaAppliedAt is the wall-clock time (unix seconds) of the last batch the
@@ -218,10 +337,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) (int64, error)
 
 // close flushes the store (it has no write-ahead log) and closes it.
 func (part *partition) close() error {
-	if part.batch != nil {
-		part.batch.Discard()
-		part.batch = nil
-	}
+	part.write = nil
 	return errors.Join(part.db.Flush(), part.db.Close())
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -219,6 +220,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	c.Logger.Info("processor started", "group", c.Group, "exactly_once", !c.DisableExactlyOnce,
 		"transactional_id", c.TransactionalID, "partitions", p.nparts)
 
+	healthy := true // the last batch committed: a last snapshot may too
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, c.TickInterval)
 		fs := s.PollRecords(pctx, c.MaxPollRecords)
@@ -232,9 +234,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		if err := p.rebalance(ctx, s.Client()); err != nil {
 			return err
 		}
-		if err := p.batch(ctx, s, fs); err != nil {
-			if errors.Is(err, errFenced) || ctx.Err() != nil {
+		err := p.batch(ctx, s, fs, false)
+		healthy = err == nil
+		if err != nil {
+			if errors.Is(err, errFenced) {
 				return err
+			}
+			if ctx.Err() != nil {
+				break
 			}
 			if errors.Is(err, errAborted) {
 				c.Logger.Info("transaction aborted by a rebalance; state reset to the last commit")
@@ -243,7 +250,24 @@ func (p *Processor) Run(ctx context.Context) error {
 			}
 		}
 	}
+	if healthy {
+		p.snapshotAll(s)
+	}
 	return nil
+}
+
+// snapshotAll writes a last snapshot of every owned partition when the
+// processor stops, so that the next owner has no input to replay. It is
+// best effort: without it, the next owner replays.
+func (p *Processor) snapshotAll(s session) {
+	if len(p.parts) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.batch(ctx, s, kgo.Fetches{}, true); err != nil {
+		p.cfg.Logger.Warn("last snapshot before stopping", "err", err)
+	}
 }
 
 func (p *Processor) fetchErr(fs kgo.Fetches) error {
@@ -323,12 +347,13 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		}
 	}
 	for _, id := range opened {
-		part, err := p.open(ctx, id)
+		var committed int64
+		if o, ok := cl.CommittedOffsets()[p.cfg.Topics.Events][id]; ok && o.Offset > 0 {
+			committed = o.Offset
+		}
+		part, err := p.open(ctx, id, committed)
 		if err != nil {
 			return err
-		}
-		if o, ok := cl.CommittedOffsets()[p.cfg.Topics.Events][id]; ok && o.Offset > 0 {
-			part.committed, part.consumed = o.Offset, o.Offset
 		}
 		if o, ok := ends.Lookup(p.cfg.Topics.Events, id); ok && o.Err == nil {
 			part.end = o.Offset
@@ -348,8 +373,14 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
-// batch processes one poll's records and due timers, and commits.
-func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error {
+// batch processes one poll's records and due timers, and commits them in
+// one transaction with their outputs. Partition state reaches the
+// changelog and Pebble only in snapshots, every SnapshotInterval or
+// SnapshotUsers changed users: between two, the input since the last
+// snapshot and the recorded clock moves are what make it durable (a
+// partition reopened elsewhere replays them, see open). With force, every
+// partition with changes is snapshot (a clean shutdown).
+func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force bool) error {
 	start := time.Now()
 	now := p.cfg.Clock.Now()
 	p.produced = p.produced[:0]
@@ -372,7 +403,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 				part.consumed = r.Offset + 1
 				continue
 			}
-			if err := p.input(ctx, part, r); err != nil {
+			if err := p.input(ctx, part, r, &p.produced); err != nil {
 				werr = err
 				return
 			}
@@ -395,25 +426,35 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 		// idle sources do. A backlog is then replayed as a backtest
 		// replays it, and an idle partition still fires its timers.
 		if part.caughtUp() {
+			before := part.task.Clock().C()
 			if err := part.task.Advance(now); err != nil {
 				return p.abort(ctx, s, err)
 			}
+			if c := part.task.Clock().C(); !c.Equal(before) {
+				part.tick(c)
+			}
 		}
-		part.batch = part.db.NewBatch()
-		out, err := part.task.Flush(part.batch)
-		if err != nil {
-			return p.abort(ctx, s, err)
-		}
-		if len(out.Commands) > 0 || len(out.Changes) > 0 {
+		out := part.task.Take()
+		if len(out.Commands) > 0 || len(out.Suppressions) > 0 {
 			touched = true
 		}
 		outs[id] = out
+		if d := part.task.Dirty(); d > 0 && (force || d >= p.cfg.SnapshotUsers || now.Sub(part.snapshotAt) >= p.cfg.SnapshotInterval) {
+			w, err := part.task.Snapshot()
+			if err != nil {
+				return p.abort(ctx, s, err)
+			}
+			// The snapshot reflects every input record read and every
+			// clock move so far: the recorded moves are obsolete.
+			for _, k := range part.ticks {
+				w.Changes = append(w.Changes, task.Change{Key: k})
+			}
+			w.Changes = append(w.Changes, task.Change{Key: store.SnapshotKey(), Value: store.EncodeInt64(part.consumed)})
+			part.write, part.unsent = w, nil
+			touched = true
+		}
 	}
 	if !touched && len(p.produced) == 0 {
-		for _, id := range ids {
-			p.parts[id].batch.Discard()
-			p.parts[id].batch = nil
-		}
 		p.updateProgress()
 		return nil
 	}
@@ -440,13 +481,11 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 			}
 		})
 	}
-	for _, id := range ids {
-		p.parts[id].produced = -1
-	}
 	for _, r := range p.produced {
 		produce(r, -1)
 	}
 	for _, id := range ids {
+		part := p.parts[id]
 		out := outs[id]
 		for i := range out.Commands {
 			cmd := &out.Commands[i]
@@ -456,8 +495,16 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 			}
 			produce(&kgo.Record{Topic: p.cfg.Topics.Commands, Key: []byte(cmd.UserID), Value: v, Timestamp: cmd.SendAt}, -1)
 		}
-		for _, ch := range out.Changes {
-			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, id)
+		// Clock moves are committed with the input and outputs that
+		// follow them: a replay of the input meets them at the same
+		// places.
+		for _, t := range part.unsent {
+			produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: store.TickKey(t.pos, t.c), Value: tickValue()}, -1)
+		}
+		if part.write != nil {
+			for _, ch := range part.write.Changes {
+				produce(&kgo.Record{Topic: p.cfg.Topics.Changelog, Partition: id, Key: ch.Key, Value: ch.Value}, id)
+			}
 		}
 	}
 	endStart := time.Now()
@@ -480,11 +527,6 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 		return ctx.Err() // shutting down: the batch is abandoned, not applied
 	}
 	p.cfg.Logger.Debug("transaction ended", "seconds", time.Since(endStart).Seconds(), "batch_seconds", time.Since(start).Seconds())
-	for id, off := range lastOffset {
-		if part := p.parts[id]; part != nil {
-			part.produced = off
-		}
-	}
 	if err == nil && perr != nil {
 		err = perr
 	}
@@ -496,35 +538,30 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 		if isFenced(err) {
 			return errFenced
 		}
-		return p.reset(err)
+		return p.reset(ctx, err)
 	}
 	p.m.txns.Add(ctx, 1, outcome("committed"))
 	for _, id := range ids {
 		part := p.parts[id]
-		if part.produced >= 0 {
-			part.checkpoint = part.produced
-		}
-		if part.checkpoint >= 0 {
-			if err := part.batch.SetMetaInt64(metaChangelogOffset, part.checkpoint); err != nil {
-				return err
-			}
-			if err := part.batch.SetMetaInt64(metaAppliedAt, now.Unix()); err != nil {
-				return err
-			}
-		}
-		if err := part.db.Apply(part.batch); err != nil {
-			// Kafka has the batch; the store catches up from the
-			// changelog when the partition is next opened.
-			return fmt.Errorf("apply committed batch to partition %d store: %w", id, err)
-		}
-		part.batch = nil
 		part.committed = part.consumed
-		out := outs[id]
-		for _, h := range out.Erased {
-			if err := part.db.PurgeUser(ctx, h); err != nil {
-				p.cfg.Logger.Warn("purge erased user from store files", "partition", id, "err", err)
-			}
+		for _, t := range part.unsent {
+			part.ticks = append(part.ticks, store.TickKey(t.pos, t.c))
 		}
+		part.unsent = nil
+		if w := part.write; w != nil {
+			part.write = nil
+			part.ticks = nil
+			part.checkpoint = lastOffset[id]
+			if err := w.Apply(ctx,
+				store.Meta{Name: metaChangelogOffset, Value: part.checkpoint},
+				store.Meta{Name: metaAppliedAt, Value: now.Unix()}); err != nil {
+				// Kafka has the snapshot; the store catches up from the
+				// changelog when the partition is next opened.
+				return fmt.Errorf("apply snapshot to partition %d store: %w", id, err)
+			}
+			part.snapshotAt = now
+		}
+		out := outs[id]
 		p.m.record(ctx, &out)
 		for _, e := range out.Errors {
 			p.cfg.Logger.Warn("rule evaluation failed", "partition", id, "err", e)
@@ -534,6 +571,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches) error 
 	p.updateProgress()
 	return nil
 }
+
+// tickValue is the value of a recorded clock move. Not empty: Kafka
+// clients may not tell an empty value from a null one, which deletes.
+func tickValue() []byte { return []byte{1} }
 
 func (p *Processor) updateProgress() {
 	p.mu.Lock()
@@ -550,9 +591,9 @@ func (p *Processor) updateProgress() {
 	p.changed = make(chan struct{})
 }
 
-// input handles one record: decode, route, or dead-letter; an event
-// applied moves its partition's clock to its time.
-func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) error {
+// input handles one record: decode, route, or dead-letter into out; an
+// event applied moves its partition's clock to its time.
+func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, out *[]*kgo.Record) error {
 	ev, err := schema.DecodeEvent(r.Value)
 	if err == nil {
 		err = schema.CheckArrival(&ev, r.Timestamp, p.cfg.Pack.Policy.MaxFutureSkew)
@@ -568,8 +609,10 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) e
 		for _, h := range dl.Headers() {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
-		p.produced = append(p.produced, rec)
-		p.m.deadLetter(ctx, reason)
+		*out = append(*out, rec)
+		if out == &p.produced {
+			p.m.deadLetter(ctx, reason)
+		}
 		return nil
 	}
 	key := []byte(ev.UserKey())
@@ -580,8 +623,10 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record) e
 		rec := &kgo.Record{Topic: p.cfg.Topics.Events, Key: key, Value: r.Value, Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
 			kgo.RecordHeader{Key: headerRerouted, Value: []byte(strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))}),
 			Timestamp: r.Timestamp}
-		p.produced = append(p.produced, rec)
-		p.m.events.Add(ctx, 1, outcome("misrouted"))
+		*out = append(*out, rec)
+		if out == &p.produced {
+			p.m.events.Add(ctx, 1, outcome("misrouted"))
+		}
 		return nil
 	}
 	if err := part.task.Offer(task.Input{Event: ev, Raw: r.Value, Seq: r.Offset}); err != nil {
@@ -611,21 +656,30 @@ func (p *Processor) abort(ctx context.Context, s session, cause error) error {
 	if _, err := s.End(ctx, kgo.TryAbort); err != nil && isFenced(err) {
 		return errFenced
 	}
-	return p.reset(cause)
+	return p.reset(ctx, cause)
 }
 
-// reset drops every partition's uncommitted work; the client has rewound to
-// the committed offsets.
-func (p *Processor) reset(cause error) error {
-	for _, part := range p.parts {
-		if part.batch != nil {
-			part.batch.Discard()
-			part.batch = nil
+// reset drops every partition's uncommitted work: each is reopened, from
+// its store and changelog and a replay of its input up to the last commit.
+// The client has rewound to the committed offsets.
+func (p *Processor) reset(ctx context.Context, cause error) error {
+	ids := make([]int32, 0, len(p.parts))
+	for id := range p.parts {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		old := p.parts[id]
+		if err := old.close(); err != nil {
+			p.cfg.Logger.Warn("close partition store", "partition", id, "err", err)
 		}
-		part.consumed = part.committed
-		if err := part.task.Reset(); err != nil {
-			return fmt.Errorf("reset partition %d after abort: %w", part.id, err)
+		part, err := p.open(ctx, id, old.committed)
+		if err != nil {
+			delete(p.parts, id)
+			return errors.Join(cause, fmt.Errorf("reset partition %d after abort: %w", id, err))
 		}
+		part.end = old.end
+		p.parts[id] = part
 	}
 	return cause
 }

@@ -400,13 +400,8 @@ func (r *run) work(ctx context.Context, cfg Config, sh *shard) error {
 
 func (r *run) flush(sh *shard) error {
 	sh.count = 0
-	b := sh.db.NewBatch()
-	out, err := sh.task.Flush(b)
+	out, err := sh.task.Flush(context.Background())
 	if err != nil {
-		b.Discard()
-		return err
-	}
-	if err := sh.db.Apply(b); err != nil {
 		return err
 	}
 	r.mu.Lock()

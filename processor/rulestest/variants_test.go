@@ -10,10 +10,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/rules"
-	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/processor/task/tasktest"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -52,28 +51,10 @@ func TestVariantShares(t *testing.T) {
 	}
 	run := func(restartAt int) (variants map[string]string, held map[string]bool) {
 		fs := vfs.NewMem()
-		open := func() (*store.DB, *task.Task) {
-			db, err := store.Open("", store.Options{FS: fs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return db, tk
-		}
-		db, tk := open()
+		tk := tasktest.New(t, tasktest.Config{Pack: pack, FS: fs})
 		variants, held = map[string]string{}, map[string]bool{}
 		flush := func() {
-			b := db.NewBatch()
-			out, err := tk.Flush(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Apply(b); err != nil {
-				t.Fatal(err)
-			}
+			out := tk.Flush()
 			for _, c := range out.Commands {
 				variants[c.UserID] = c.Variant
 			}
@@ -87,21 +68,16 @@ func TestVariantShares(t *testing.T) {
 		for i, in := range inputs {
 			if i == restartAt {
 				flush()
-				db.Close()
-				db, tk = open()
+				tk.Close()
+				tk = tasktest.New(t, tasktest.Config{Pack: pack, FS: fs})
 			}
-			if err := tk.Offer(in); err != nil {
-				t.Fatal(err)
-			}
-			if err := tk.Advance(in.Event.Timestamp); err != nil {
-				t.Fatal(err)
-			}
+			tk.Offer(in)
 		}
 		if err := tk.AdvanceWatermark(t0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		flush()
-		db.Close()
+		tk.Close()
 		return variants, held
 	}
 	variants, held := run(-1)

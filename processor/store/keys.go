@@ -11,6 +11,7 @@ const (
 	prefixTimer  = 't' // t + due (8) + user hash (16) → empty
 	prefixBuffer = 'b' // b + event time (8) + seq (8) → raw event bytes
 	prefixMeta   = 'm' // m + name                     → value
+	prefixTick   = 'k' // k + input offset (8) + clock (8) → {1}
 )
 
 // Hash is a user's pseudonymous key (schema.UserHash).
@@ -91,4 +92,36 @@ func EncodeClock(t time.Time) []byte {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(t.UnixNano()))
 	return b[:]
+}
+
+// SnapshotKey holds the input offset a partition's state snapshot reflects:
+// every input record before it, none after. It travels in the changelog
+// with the snapshot.
+func SnapshotKey() []byte { return MetaKey("snapshot") }
+
+// EncodeInt64 encodes a metadata integer as MetaInt64 reads it.
+func EncodeInt64(v int64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(v))
+	return b[:]
+}
+
+// TickKey is the key of a recorded clock move: after the input before
+// offset pos had been read, the wall clock moved the partition's clock to
+// c. Replaying the input from a snapshot applies the same moves at the same
+// places, so the replay decides what the original run decided.
+func TickKey(pos int64, c time.Time) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixTick
+	binary.BigEndian.PutUint64(k[1:9], uint64(pos))
+	binary.BigEndian.PutUint64(k[9:17], orderedTime(c))
+	return k
+}
+
+// ParseTickKey decodes a TickKey.
+func ParseTickKey(k []byte) (pos int64, c time.Time, ok bool) {
+	if len(k) != 17 || k[0] != prefixTick {
+		return 0, time.Time{}, false
+	}
+	return int64(binary.BigEndian.Uint64(k[1:9])), timeOf(k[9:17]), true
 }

@@ -166,6 +166,32 @@ func (d *DB) Buffered(fn func(t time.Time, seq int64, raw []byte) error) error {
 	})
 }
 
+// Ticks calls fn for every recorded clock move, in input order.
+func (d *DB) Ticks(fn func(pos int64, c time.Time) error) error {
+	return d.scan(prefixTick, func(k, _ []byte) error {
+		pos, c, ok := ParseTickKey(k)
+		if !ok {
+			return fmt.Errorf("corrupt tick key %x", k)
+		}
+		return fn(pos, c)
+	})
+}
+
+// HasUsers reports whether the store holds any user value.
+func (d *DB) HasUsers() (bool, error) {
+	found := false
+	err := d.scan(prefixUser, func(_, _ []byte) error {
+		found = true
+		return errStop
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return found, err
+}
+
+var errStop = errors.New("stop")
+
 // Users calls fn for every stored user value (states and erasure markers).
 func (d *DB) Users(fn func(h Hash, v []byte) error) error {
 	return d.scan(prefixUser, func(k, v []byte) error {
@@ -197,6 +223,12 @@ func (b *Batch) Put(key, value []byte) error {
 		return b.b.Delete(key, nil)
 	}
 	return b.b.Set(key, value, nil)
+}
+
+// Meta is a named metadata integer written with a batch.
+type Meta struct {
+	Name  string
+	Value int64
 }
 
 // SetMetaInt64 records a metadata integer.

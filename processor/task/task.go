@@ -2,6 +2,7 @@ package task
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -336,22 +337,45 @@ func (t *Task) collect(h store.Hash, e *entry, res *engine.Result) {
 // may not tell an empty value from a null one, which deletes.
 func timerValue() []byte { return []byte{1} }
 
-// Flush writes everything since the last Flush into b and returns the
-// batch's output; the same changes are in Output.Changes, in key order.
-// The caller applies b to the store once the batch is durable elsewhere
-// (the Kafka transaction), or calls Reset to drop it.
-func (t *Task) Flush(b *store.Batch) (Output, error) {
-	var changes []Change
-	put := func(k, v []byte) error {
-		changes = append(changes, Change{Key: k, Value: v})
-		return b.Put(k, v)
-	}
-	hashes := make([]store.Hash, 0, len(t.dirty))
+// Take returns what the inputs since the last Take produced: commands,
+// suppressions, counts and rule errors. It changes no state: that is
+// Snapshot's.
+func (t *Task) Take() Output {
+	out := t.out
+	out.Erased = nil // purged when the snapshot that erases them is applied
+	t.out = Output{Erased: t.out.Erased}
+	return out
+}
+
+// Write is one pending write of the task's state: every change since the
+// previous applied Write, coalesced per key, in key order within each kind.
+// The driver makes Changes durable elsewhere first (the live processor
+// writes them to the changelog in its transaction), may append changes of
+// its own, and then applies the Write to the store, or discards it.
+type Write struct {
+	// Changes are the store writes; also the changelog's records.
+	Changes []Change
+
+	t          *Task
+	users      []store.Hash             // dirty users written
+	dues       map[store.Hash]time.Time // the due index entry each now has in the store
+	buffered   []bufKey                 // buffer entries written
+	unbuffered []bufKey                 // buffer entries deleted
+	clock      time.Time
+	erased     []store.Hash
+}
+
+// Snapshot returns the changes since the last applied Write. Nothing
+// changes in the task until the Write is applied.
+func (t *Task) Snapshot() (*Write, error) {
+	w := &Write{t: t, dues: map[store.Hash]time.Time{}, clock: t.clock.C(), erased: t.out.Erased}
+	put := func(k, v []byte) { w.Changes = append(w.Changes, Change{Key: k, Value: v}) }
+	w.users = make([]store.Hash, 0, len(t.dirty))
 	for h := range t.dirty {
-		hashes = append(hashes, h)
+		w.users = append(w.users, h)
 	}
-	sort.Slice(hashes, func(i, j int) bool { return bytes.Compare(hashes[i][:], hashes[j][:]) < 0 })
-	for _, h := range hashes {
+	sort.Slice(w.users, func(i, j int) bool { return bytes.Compare(w.users[i][:], w.users[j][:]) < 0 })
+	for _, h := range w.users {
 		e := t.users[h]
 		var v []byte
 		if e.erased {
@@ -359,25 +383,19 @@ func (t *Task) Flush(b *store.Batch) (Output, error) {
 		} else {
 			var err error
 			if v, err = t.codec.Marshal(e.u); err != nil {
-				return Output{}, err
+				return nil, err
 			}
 		}
-		if err := put(store.UserKey(h), v); err != nil {
-			return Output{}, err
-		}
+		put(store.UserKey(h), v)
 		due, _ := t.timers.Get(h)
 		if !due.Equal(e.origDue) {
 			if !e.origDue.IsZero() {
-				if err := put(store.TimerKey(e.origDue, h), nil); err != nil {
-					return Output{}, err
-				}
+				put(store.TimerKey(e.origDue, h), nil)
 			}
 			if !due.IsZero() {
-				if err := put(store.TimerKey(due, h), timerValue()); err != nil {
-					return Output{}, err
-				}
+				put(store.TimerKey(due, h), timerValue())
 			}
-			e.origDue = due
+			w.dues[h] = due
 		}
 	}
 	// The reorder buffer: write what waits and is not stored yet, delete
@@ -387,37 +405,94 @@ func (t *Task) Flush(b *store.Batch) (Output, error) {
 		k := bufKey{it.Time.UnixNano(), it.Seq}
 		if _, stored := t.persisted[k]; !stored {
 			bufChanges = append(bufChanges, Change{store.BufferKey(it.Time, it.Seq), it.Value.(*bufItem).in.Raw})
-			t.persisted[k] = true
+			w.buffered = append(w.buffered, k)
 		}
 	})
 	for k, live := range t.persisted {
 		if !live {
 			bufChanges = append(bufChanges, Change{store.BufferKey(time.Unix(0, k.t), k.seq), nil})
-			delete(t.persisted, k)
+			w.unbuffered = append(w.unbuffered, k)
 		}
 	}
 	sort.Slice(bufChanges, func(i, j int) bool { return bytes.Compare(bufChanges[i].Key, bufChanges[j].Key) < 0 })
-	for _, c := range bufChanges {
-		if err := put(c.Key, c.Value); err != nil {
-			return Output{}, err
-		}
-	}
+	w.Changes = append(w.Changes, bufChanges...)
 	// The clock goes with the state it produced, so that a restart or
 	// another owner goes on from the same watermark. A move that changed
 	// nothing else is not worth a write: a restarted task that is caught
 	// up moves its clock again at once.
-	if c := t.clock.C(); len(changes) > 0 && !c.Equal(t.storedClock) {
-		if err := put(store.ClockKey(), store.EncodeClock(c)); err != nil {
-			return Output{}, err
-		}
-		t.storedClock = c
+	if len(w.Changes) > 0 && !w.clock.Equal(t.storedClock) {
+		put(store.ClockKey(), store.EncodeClock(w.clock))
 	}
-	out := t.out
-	out.Changes = changes
-	t.out = Output{}
-	t.dirty = map[store.Hash]bool{}
+	return w, nil
+}
+
+// Empty reports whether the write changes nothing.
+func (w *Write) Empty() bool { return len(w.Changes) == 0 }
+
+// Apply writes the changes to the store in one atomic batch, with the
+// driver's metadata, then purges erased users from the store's files and
+// lets clean users leave the cache.
+func (w *Write) Apply(ctx context.Context, meta ...store.Meta) error {
+	t := w.t
+	b := t.db.NewBatch()
+	for _, c := range w.Changes {
+		if err := b.Put(c.Key, c.Value); err != nil {
+			b.Discard()
+			return err
+		}
+	}
+	for _, m := range meta {
+		if err := b.SetMetaInt64(m.Name, m.Value); err != nil {
+			b.Discard()
+			return err
+		}
+	}
+	if err := t.db.Apply(b); err != nil {
+		return err
+	}
+	for h, due := range w.dues {
+		t.users[h].origDue = due
+	}
+	for _, k := range w.buffered {
+		t.persisted[k] = true
+	}
+	for _, k := range w.unbuffered {
+		delete(t.persisted, k)
+	}
+	if len(w.Changes) > 0 {
+		t.storedClock = w.clock
+	}
+	for _, h := range w.users {
+		delete(t.dirty, h)
+	}
+	t.out.Erased = t.out.Erased[len(w.erased):]
+	for _, h := range w.erased {
+		if err := t.db.PurgeUser(ctx, h); err != nil {
+			return fmt.Errorf("purge erased user from store files: %w", err)
+		}
+	}
 	t.trimCache()
-	return out, nil
+	return nil
+}
+
+// Discard drops the write; the task's changes stay pending for the next
+// Snapshot.
+func (w *Write) Discard() {}
+
+// Dirty returns how many users changed since the last applied Write: they
+// stay in memory until then.
+func (t *Task) Dirty() int { return len(t.dirty) }
+
+// Flush takes the output and applies a snapshot at once: for drivers whose
+// store is the only copy (replay, rule tests).
+func (t *Task) Flush(ctx context.Context) (Output, error) {
+	out := t.Take()
+	w, err := t.Snapshot()
+	if err != nil {
+		return Output{}, err
+	}
+	out.Changes = w.Changes
+	return out, w.Apply(ctx)
 }
 
 // trimCache keeps at most cfg.CacheUsers decoded users. Which ones go does
@@ -430,6 +505,9 @@ func (t *Task) trimCache() {
 	for h := range t.users {
 		if over == 0 {
 			break
+		}
+		if t.dirty[h] {
+			continue // not written yet: the store has an older state
 		}
 		delete(t.users, h)
 		over--

@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/rules"
-	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/processor/task/tasktest"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -55,38 +54,14 @@ func BenchmarkPendingTimers(b *testing.B) {
 		inputs[i] = task.Input{Event: ev, Raw: raw, Seq: int64(i)}
 	}
 	for it := 0; it < b.N; it++ {
-		dir, err := os.MkdirTemp("", "timers-bench-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		db, err := store.Open(dir, store.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db, CacheUsers: 10000})
-		if err != nil {
-			b.Fatal(err)
-		}
+		tk := tasktest.New(b, tasktest.Config{Pack: pack, Dir: b.TempDir(), CacheUsers: 10000})
 		flush := func() int {
-			bt := db.NewBatch()
-			out, err := tk.Flush(bt)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := db.Apply(bt); err != nil {
-				b.Fatal(err)
-			}
+			out := tk.Flush()
 			return len(out.Commands) + len(out.Suppressions)
 		}
 		start := time.Now()
 		for i := range inputs {
-			if err := tk.Offer(inputs[i]); err != nil {
-				b.Fatal(err)
-			}
-			if err := tk.Advance(inputs[i].Event.Timestamp); err != nil {
-				b.Fatal(err)
-			}
+			tk.Offer(inputs[i])
 			if i%10000 == 9999 {
 				flush()
 			}
@@ -111,7 +86,7 @@ func BenchmarkPendingTimers(b *testing.B) {
 		}
 		b.ReportMetric(float64(set.Nanoseconds())/float64(n), "ns/timer-set")
 		b.ReportMetric(float64(fire.Nanoseconds())/float64(n), "ns/timer-fired")
-		db.Close()
+		tk.Close()
 	}
 }
 

@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
-	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/processor/state"
 	"github.com/microtrigger/microtrigger/processor/store"
-	"github.com/microtrigger/microtrigger/processor/task"
+	"github.com/microtrigger/microtrigger/processor/task/tasktest"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -24,25 +21,13 @@ func TestLateEventsAreAppliedAndCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open("", store.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tk := tasktest.New(t, tasktest.Config{Pack: pack})
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	offer := func(id string, at time.Time, m map[string]any) {
 		t.Helper()
 		m["userId"], m["messageId"], m["timestamp"] = "u1", id, schema.FormatTime(at)
 		raw, _ := json.Marshal(m)
-		ev, err := schema.DecodeEvent(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tk.Offer(task.Input{Event: ev, Raw: raw}); err != nil {
+		if err := tk.Task.Offer(tasktest.Input(t, raw, 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,10 +43,7 @@ func TestLateEventsAreAppliedAndCounted(t *testing.T) {
 	if err := tk.AdvanceWatermark(t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	out, err := tk.Flush(db.NewBatch())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := tk.Flush()
 	if out.Stats.Late != 1 {
 		t.Errorf("late events counted: %d, want 1", out.Stats.Late)
 	}
@@ -78,11 +60,8 @@ func TestStoredStateOfARemovedTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open("", store.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	tk := tasktest.New(t, tasktest.Config{Pack: pack})
+	db := tk.DB
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	u := state.New("u1")
 	u.Triggers = map[string]*state.Trigger{"retired-trigger": {Runs: 1, Run: &state.Run{Seq: 1, Phase: state.PhaseStep, Due: t0.Add(time.Hour)}}}
@@ -97,17 +76,13 @@ func TestStoredStateOfARemovedTrigger(t *testing.T) {
 	if err := db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := task.New(task.Config{Engine: engine.New(pack, engine.Options{}), Store: db})
-	if err != nil {
+	if err := tk.Reset(); err != nil { // read what was just written
 		t.Fatal(err)
 	}
 	if err := tk.AdvanceWatermark(t0.Add(2 * time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	out, err := tk.Flush(db.NewBatch())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := tk.Flush()
 	if len(out.Commands)+len(out.Suppressions)+len(out.Errors) != 0 {
 		t.Fatalf("a retired trigger produced %+v", out)
 	}
