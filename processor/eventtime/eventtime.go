@@ -3,6 +3,8 @@ package eventtime
 import (
 	"container/heap"
 	"time"
+
+	"github.com/google/btree"
 )
 
 // Clock is a driver's notion of time: C and W = C − grace.
@@ -106,88 +108,64 @@ func (h *itemHeap) Pop() any {
 // Key identifies a user in the due index (the user's hash).
 type Key = [16]byte
 
-// Timers is the due index: each user with pending timers has one entry, the
-// due time of their earliest timer.
+// Timers is the due index: an ordered set of (due time, user), one entry
+// per user with a pending timer, its earliest. It holds no truth of its
+// own: a user's due time is the user's state's (state.User.NextDue), and the
+// driver moves the user's entry whenever that changes, saying where it was.
+// Due times are Unix nanoseconds in a B-tree, about 30 bytes per pending
+// timer, since a partition may hold millions.
 type Timers struct {
-	due map[Key]time.Time
-	h   timerHeap // may hold stale entries; due is the truth
+	t *btree.BTreeG[timerEntry]
 }
 
 type timerEntry struct {
-	due time.Time
+	due int64
 	key Key
 }
 
-// Set makes due the user's next timer; the zero time removes it.
-func (t *Timers) Set(k Key, due time.Time) {
-	if t.due == nil {
-		t.due = map[Key]time.Time{}
+func lessTimer(a, b timerEntry) bool {
+	if a.due != b.due {
+		return a.due < b.due
 	}
-	if due.IsZero() {
-		delete(t.due, k)
-		return
-	}
-	if old, ok := t.due[k]; ok && old.Equal(due) {
-		return
-	}
-	t.due[k] = due
-	heap.Push(&t.h, timerEntry{due, k})
-	// Stale entries are dropped lazily; compact when they dominate.
-	if len(t.h) > 64 && len(t.h) > 4*len(t.due) {
-		t.compact()
-	}
+	return string(a.key[:]) < string(b.key[:])
 }
 
-// Get returns the user's next timer.
-func (t *Timers) Get(k Key) (time.Time, bool) {
-	d, ok := t.due[k]
-	return d, ok
+// Set moves a user's entry from old to due; a zero old means the user had
+// none, a zero due that it has none now.
+func (t *Timers) Set(k Key, old, due time.Time) {
+	if t.t == nil {
+		t.t = btree.NewG(32, lessTimer)
+	}
+	if !old.IsZero() {
+		t.t.Delete(timerEntry{old.UnixNano(), k})
+	}
+	if !due.IsZero() {
+		t.t.ReplaceOrInsert(timerEntry{due.UnixNano(), k})
+	}
 }
 
 // Len returns how many users have a pending timer.
-func (t *Timers) Len() int { return len(t.due) }
+func (t *Timers) Len() int {
+	if t.t == nil {
+		return 0
+	}
+	return t.t.Len()
+}
 
 // Peek returns the earliest timer.
 func (t *Timers) Peek() (time.Time, Key, bool) {
-	for len(t.h) > 0 {
-		top := t.h[0]
-		if d, ok := t.due[top.key]; ok && d.Equal(top.due) {
-			return top.due, top.key, true
-		}
-		heap.Pop(&t.h)
+	if t.t == nil {
+		return time.Time{}, Key{}, false
 	}
-	return time.Time{}, Key{}, false
+	e, ok := t.t.Min()
+	if !ok {
+		return time.Time{}, Key{}, false
+	}
+	return time.Unix(0, e.due).UTC(), e.key, true
 }
 
 // Reset empties the index.
-func (t *Timers) Reset() { t.due, t.h = nil, nil }
-
-func (t *Timers) compact() {
-	h := make(timerHeap, 0, len(t.due))
-	for k, d := range t.due {
-		h = append(h, timerEntry{d, k})
-	}
-	heap.Init(&h)
-	t.h = h
-}
-
-type timerHeap []timerEntry
-
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
-	}
-	return string(h[i].key[:]) < string(h[j].key[:])
-}
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
+func (t *Timers) Reset() { t.t = nil }
 
 // Kind says what Next returned.
 type Kind uint8

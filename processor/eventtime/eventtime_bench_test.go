@@ -24,7 +24,7 @@ func BenchmarkTimers(b *testing.B) {
 		for k := 0; k < n; k++ {
 			var key eventtime.Key
 			binary.BigEndian.PutUint64(key[:], uint64(k))
-			tm.Set(key, t0.Add(time.Duration((k*7919)%n)*time.Second))
+			tm.Set(key, time.Time{}, t0.Add(time.Duration((k*7919)%n)*time.Second))
 		}
 		set := time.Since(start)
 		runtime.GC()
@@ -33,11 +33,11 @@ func BenchmarkTimers(b *testing.B) {
 		fired := 0
 		var buf eventtime.Buffer
 		for {
-			kind, _, _, key := eventtime.Next(t0.Add(time.Duration(n)*time.Second), &buf, &tm)
+			kind, _, due, key := eventtime.Next(t0.Add(time.Duration(n)*time.Second), &buf, &tm)
 			if kind != eventtime.Timer {
 				break
 			}
-			tm.Set(key, time.Time{})
+			tm.Set(key, due, time.Time{})
 			fired++
 		}
 		fire := time.Since(start)

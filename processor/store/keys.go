@@ -8,7 +8,7 @@ import (
 // Key prefixes. One byte each, so the key spaces never interleave.
 const (
 	prefixUser   = 'u' // u + user hash (16)          → encoded state.User, or the erased marker
-	prefixTimer  = 't' // t + due (8) + user hash (16) → empty
+	prefixTimer  = 't' // t + user hash (16)          → due (8); the user's next timer
 	prefixBuffer = 'b' // b + event time (8) + seq (8) → raw event bytes
 	prefixMeta   = 'm' // m + name                     → value
 	prefixTick   = 'k' // k + input offset (8) + clock (8) → {1}
@@ -25,13 +25,21 @@ func UserKey(h Hash) []byte {
 	return k
 }
 
-// TimerKey returns the due-index key of a user's next timer.
-func TimerKey(due time.Time, h Hash) []byte {
-	k := make([]byte, 25)
+// TimerKey returns the due-index key of a user's next timer. Keyed by the
+// user alone, so that replacing a timer needs nothing but the user's
+// state, which holds the due time; the value is TimerValue.
+func TimerKey(h Hash) []byte {
+	k := make([]byte, 17)
 	k[0] = prefixTimer
-	binary.BigEndian.PutUint64(k[1:9], orderedTime(due))
-	copy(k[9:], h[:])
+	copy(k[1:], h[:])
 	return k
+}
+
+// TimerValue encodes a due time for TimerKey.
+func TimerValue(due time.Time) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], orderedTime(due))
+	return b[:]
 }
 
 // BufferKey returns the key of an event waiting in the reorder buffer.
@@ -53,14 +61,19 @@ func timeOf(b []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
 }
 
-// ParseTimerKey decodes a TimerKey.
-func ParseTimerKey(k []byte) (time.Time, Hash, bool) {
-	var h Hash
-	if len(k) != 25 || k[0] != prefixTimer {
-		return time.Time{}, h, false
+// ParseTimer decodes a due-index entry. It also reads the layout of
+// stores written before TimerKey was keyed by user alone (t + due + hash,
+// 25 bytes, empty value); legacy reports such an entry.
+func ParseTimer(k, v []byte) (due time.Time, h Hash, legacy, ok bool) {
+	switch {
+	case len(k) == 17 && k[0] == prefixTimer && len(v) == 8:
+		copy(h[:], k[1:])
+		return timeOf(v), h, false, true
+	case len(k) == 25 && k[0] == prefixTimer:
+		copy(h[:], k[9:])
+		return timeOf(k[1:9]), h, true, true
 	}
-	copy(h[:], k[9:])
-	return timeOf(k[1:9]), h, true
+	return time.Time{}, h, false, false
 }
 
 // ParseBufferKey decodes a BufferKey.

@@ -143,14 +143,19 @@ func (d *DB) Clock() (time.Time, error) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(), nil
 }
 
-// Timers calls fn for every entry of the due index, in due order.
-func (d *DB) Timers(fn func(due time.Time, h Hash) error) error {
-	return d.scan(prefixTimer, func(k, _ []byte) error {
-		due, h, ok := ParseTimerKey(k)
+// Timers calls fn for every entry of the due index (in no time order);
+// legacy entries (ParseTimer) come with their key, to be deleted.
+func (d *DB) Timers(fn func(due time.Time, h Hash, legacyKey []byte) error) error {
+	return d.scan(prefixTimer, func(k, v []byte) error {
+		due, h, legacy, ok := ParseTimer(k, v)
 		if !ok {
 			return fmt.Errorf("corrupt timer key %x", k)
 		}
-		return fn(due, h)
+		var lk []byte
+		if legacy {
+			lk = append([]byte(nil), k...)
+		}
+		return fn(due, h, lk)
 	})
 }
 

@@ -74,7 +74,16 @@ type Task struct {
 	// persisted holds the buffer keys the store has; applied ones are
 	// deleted at Flush, new ones written.
 	persisted map[bufKey]bool
-	out       Output
+	// legacy are due-index entries in the store's former layout: the next
+	// Write replaces them.
+	legacy []legacyTimer
+	out    Output
+}
+
+type legacyTimer struct {
+	key []byte
+	h   store.Hash
+	due time.Time
 }
 
 type bufKey struct {
@@ -88,9 +97,12 @@ type bufItem struct {
 }
 
 type entry struct {
-	u       *state.User // nil when erased
-	erased  bool
-	origDue time.Time // due-index entry in the store
+	u      *state.User // nil when erased
+	erased bool
+	// timerStored: the store's due index has an entry for the user, which
+	// a write must replace or delete. The due time itself is the user
+	// state's (state.User.NextDue); the index holds it derived.
+	timerStored bool
 }
 
 // New opens a task over a store, loading its due index and reorder buffer.
@@ -128,8 +140,12 @@ func (t *Task) load() error {
 	t.buf = eventtime.Buffer{}
 	t.timers.Reset()
 	t.out = Output{}
-	if err := t.db.Timers(func(due time.Time, h store.Hash) error {
-		t.timers.Set(h, due)
+	t.legacy = nil
+	if err := t.db.Timers(func(due time.Time, h store.Hash, legacyKey []byte) error {
+		t.timers.Set(h, time.Time{}, due)
+		if legacyKey != nil {
+			t.legacy = append(t.legacy, legacyTimer{legacyKey, h, due})
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("load due index: %w", err)
@@ -238,11 +254,10 @@ func (t *Task) get(h store.Hash) (*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load user %s: %w", schema.MaskUser(fmt.Sprintf("%x", h)), err)
 		}
+		// Every write stores the state and its due-index entry together.
+		_, e.timerStored = u.NextDue()
 		t.eng.Reconcile(u)
 		e.u = u
-	}
-	if d, ok := t.timers.Get(h); ok {
-		e.origDue = d
 	}
 	t.users[h] = e
 	return e, nil
@@ -267,6 +282,7 @@ func (t *Task) applyEvent(in *Input) error {
 		}
 		e.u = state.New(in.Event.UserKey())
 	}
+	before, _ := e.u.NextDue()
 	res := t.eng.Event(e.u, &in.Event)
 	t.out.Stats.Events++
 	switch {
@@ -277,14 +293,18 @@ func (t *Task) applyEvent(in *Input) error {
 		t.erase(h, e)
 		return nil
 	}
-	t.collect(h, e, &res)
+	t.collect(h, e, &res, before)
 	return nil
 }
 
 func (t *Task) erase(h store.Hash, e *entry) {
+	if e.u != nil {
+		if due, ok := e.u.NextDue(); ok {
+			t.timers.Set(h, due, time.Time{})
+		}
+	}
 	e.u, e.erased = nil, true
 	t.dirty[h] = true
-	t.timers.Set(h, time.Time{})
 	t.out.Stats.Erased++
 	t.out.Erased = append(t.out.Erased, h)
 	// Events of this user still waiting would only be dropped later;
@@ -306,36 +326,40 @@ func (t *Task) fireTimer(h store.Hash, due time.Time) error {
 		return err
 	}
 	if e.u == nil {
-		t.timers.Set(h, time.Time{})
+		t.timers.Set(h, due, time.Time{})
 		t.dirty[h] = true
+		return nil
+	}
+	if next, _ := e.u.NextDue(); !next.Equal(due) {
+		// An entry the user's state no longer has (its trigger left the
+		// pack): move it to the state's, fire nothing.
+		t.timers.Set(h, due, next)
 		return nil
 	}
 	res := t.eng.Timer(e.u, due)
 	t.out.Stats.Timers++
-	t.collect(h, e, &res)
-	if next, ok := t.timers.Get(h); ok && !next.After(due) {
+	t.collect(h, e, &res, due)
+	if next, ok := e.u.NextDue(); ok && !next.After(due) {
 		// The engine never leaves a timer at or before the one it fired;
 		// if it did, drop it rather than loop.
-		t.timers.Set(h, time.Time{})
+		t.timers.Set(h, next, time.Time{})
 		t.out.Errors = append(t.out.Errors, fmt.Errorf("engine left a timer due %s at or before %s; dropped", schema.FormatTime(next), schema.FormatTime(due)))
 	}
 	return nil
 }
 
-func (t *Task) collect(h store.Hash, e *entry, res *engine.Result) {
+// collect takes in what the engine did to a user whose next timer was
+// before (zero: none).
+func (t *Task) collect(h store.Hash, e *entry, res *engine.Result, before time.Time) {
 	t.dirty[h] = true
 	due, _ := e.u.NextDue()
-	t.timers.Set(h, due)
+	t.timers.Set(h, before, due)
 	t.out.Commands = append(t.out.Commands, res.Commands...)
 	t.out.Suppressions = append(t.out.Suppressions, res.Suppressions...)
 	t.out.Errors = append(t.out.Errors, res.Errors...)
 	t.out.Stats.Evaluated += res.Evaluated
 	t.out.Stats.Evictions.Add(res.Evictions)
 }
-
-// timerValue is the value of a due-index entry. Not empty: Kafka clients
-// may not tell an empty value from a null one, which deletes.
-func timerValue() []byte { return []byte{1} }
 
 // Take returns what the inputs since the last Take produced: commands,
 // suppressions, counts and rule errors. It changes no state: that is
@@ -357,10 +381,11 @@ type Write struct {
 	Changes []Change
 
 	t          *Task
-	users      []store.Hash             // dirty users written
-	dues       map[store.Hash]time.Time // the due index entry each now has in the store
-	buffered   []bufKey                 // buffer entries written
-	unbuffered []bufKey                 // buffer entries deleted
+	users      []store.Hash        // dirty users written
+	timers     map[store.Hash]bool // whether the store now has a due-index entry for each
+	legacy     int                 // legacy due-index entries replaced
+	buffered   []bufKey            // buffer entries written
+	unbuffered []bufKey            // buffer entries deleted
 	clock      time.Time
 	erased     []store.Hash
 }
@@ -368,7 +393,7 @@ type Write struct {
 // Snapshot returns the changes since the last applied Write. Nothing
 // changes in the task until the Write is applied.
 func (t *Task) Snapshot() (*Write, error) {
-	w := &Write{t: t, dues: map[store.Hash]time.Time{}, clock: t.clock.C(), erased: t.out.Erased}
+	w := &Write{t: t, timers: map[store.Hash]bool{}, clock: t.clock.C(), erased: t.out.Erased}
 	put := func(k, v []byte) { w.Changes = append(w.Changes, Change{Key: k, Value: v}) }
 	w.users = make([]store.Hash, 0, len(t.dirty))
 	for h := range t.dirty {
@@ -387,17 +412,25 @@ func (t *Task) Snapshot() (*Write, error) {
 			}
 		}
 		put(store.UserKey(h), v)
-		due, _ := t.timers.Get(h)
-		if !due.Equal(e.origDue) {
-			if !e.origDue.IsZero() {
-				put(store.TimerKey(e.origDue, h), nil)
-			}
-			if !due.IsZero() {
-				put(store.TimerKey(due, h), timerValue())
-			}
-			w.dues[h] = due
+		var due time.Time
+		if e.u != nil {
+			due, _ = e.u.NextDue()
+		}
+		if !due.IsZero() {
+			put(store.TimerKey(h), store.TimerValue(due))
+			w.timers[h] = true
+		} else if e.timerStored {
+			put(store.TimerKey(h), nil)
+			w.timers[h] = false
 		}
 	}
+	for _, l := range t.legacy {
+		put(l.key, nil)
+		if !t.dirty[l.h] {
+			put(store.TimerKey(l.h), store.TimerValue(l.due))
+		}
+	}
+	w.legacy = len(t.legacy)
 	// The reorder buffer: write what waits and is not stored yet, delete
 	// what was stored and has been applied.
 	var bufChanges []Change
@@ -450,9 +483,10 @@ func (w *Write) Apply(ctx context.Context, meta ...store.Meta) error {
 	if err := t.db.Apply(b); err != nil {
 		return err
 	}
-	for h, due := range w.dues {
-		t.users[h].origDue = due
+	for h, stored := range w.timers {
+		t.users[h].timerStored = stored
 	}
+	t.legacy = t.legacy[w.legacy:]
 	for _, k := range w.buffered {
 		t.persisted[k] = true
 	}

@@ -1,6 +1,8 @@
 package task_test
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"testing"
@@ -72,7 +74,7 @@ func TestStoredStateOfARemovedTrigger(t *testing.T) {
 	h := schema.UserHash("u1")
 	b := db.NewBatch()
 	b.Put(store.UserKey(h), v)
-	b.Put(store.TimerKey(t0.Add(time.Hour), h), []byte{1})
+	b.Put(store.TimerKey(h), store.TimerValue(t0.Add(time.Hour)))
 	if err := db.Apply(b); err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +90,43 @@ func TestStoredStateOfARemovedTrigger(t *testing.T) {
 	}
 	if _, timers := tk.Pending(); timers != 0 {
 		t.Fatalf("%d timers still pending", timers)
+	}
+}
+
+// TestLegacyTimerKeys opens a store written when due-index keys held the
+// due time (t + due + hash): the timer is loaded, and the next write
+// replaces the old key by the user's.
+func TestLegacyTimerKeys(t *testing.T) {
+	pack, err := rules.Load(os.DirFS("../../testdata/rules"), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := tasktest.New(t, tasktest.Config{Pack: pack})
+	due := time.Date(2026, 3, 2, 11, 0, 0, 0, time.UTC)
+	h := schema.UserHash("u1")
+	legacy := append([]byte{'t'}, binary.BigEndian.AppendUint64(nil, uint64(due.UnixNano())^(1<<63))...)
+	legacy = append(legacy, h[:]...)
+	b := tk.DB.NewBatch()
+	b.Put(legacy, []byte{1})
+	if err := tk.DB.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, timers := tk.Pending(); timers != 1 {
+		t.Fatalf("%d timers loaded from the legacy key, want 1", timers)
+	}
+	tk.Flush()
+	var keys [][]byte
+	tk.DB.All(func(k, v []byte) error {
+		keys = append(keys, append([]byte(nil), k...))
+		if bytes.Equal(k, store.TimerKey(h)) && !bytes.Equal(v, store.TimerValue(due)) {
+			t.Errorf("timer value %x, want %x", v, store.TimerValue(due))
+		}
+		return nil
+	})
+	if len(keys) != 1 || !bytes.Equal(keys[0], store.TimerKey(h)) {
+		t.Fatalf("store keys after the write: %x, want only the user's timer key", keys)
 	}
 }
