@@ -36,6 +36,8 @@ type Processor struct {
 	keyRec   kgo.Record // scratch for keyPart, reused per record
 	ready    atomic.Bool
 	produced []*kgo.Record // scratch
+	// heldSince is when output began to wait for input to commit with.
+	heldSince time.Time
 }
 
 // Progress is what one partition has durably done.
@@ -222,7 +224,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	healthy := true // the last batch committed: a last snapshot may too
 	for ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(ctx, c.TickInterval)
+		pctx, cancel := context.WithTimeout(ctx, p.pollWait())
 		fs := s.PollRecords(pctx, c.MaxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
@@ -254,6 +256,31 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.snapshotAll(s)
 	}
 	return nil
+}
+
+// holdOutput is how long output with no input to commit with may wait for
+// some.
+const holdOutput = 5 * time.Millisecond
+
+// pollWait is how long a poll may wait for records: until the next
+// buffered event or timer of a caught-up partition is ready, or held output
+// must go, at most TickInterval, so that timers fire on time on idle
+// partitions.
+func (p *Processor) pollWait() time.Duration {
+	wait := p.cfg.TickInterval
+	now := p.cfg.Clock.Now()
+	if !p.heldSince.IsZero() {
+		wait = min(wait, holdOutput-now.Sub(p.heldSince))
+	}
+	for _, part := range p.parts {
+		if !part.caughtUp() {
+			continue
+		}
+		if at, ok := part.task.Wake(); ok {
+			wait = min(wait, at.Sub(now))
+		}
+	}
+	return max(wait, time.Millisecond)
 }
 
 // snapshotAll writes a last snapshot of every owned partition when the
@@ -418,7 +445,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	outs := make(map[int32]task.Output, len(ids))
+	pending := false
 	for _, id := range ids {
 		part := p.parts[id]
 		// Event time drives the watermark; the wall clock may move it
@@ -434,6 +461,25 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 				part.tick(c)
 			}
 		}
+		pending = pending || part.task.HasOutput()
+	}
+	// A transaction that commits no offsets costs franz-go half a second
+	// (it cannot know the broker has KIP-447): output that the wall clock
+	// brought out with no input read waits briefly for records to commit
+	// with, and goes alone only if none come.
+	if !touched && !force && pending && len(p.produced) == 0 {
+		if p.heldSince.IsZero() {
+			p.heldSince = now
+		}
+		if now.Sub(p.heldSince) < holdOutput {
+			p.updateProgress()
+			return nil
+		}
+	}
+	p.heldSince = time.Time{}
+	outs := make(map[int32]task.Output, len(ids))
+	for _, id := range ids {
+		part := p.parts[id]
 		out := part.task.Take()
 		if len(out.Commands) > 0 || len(out.Suppressions) > 0 {
 			touched = true

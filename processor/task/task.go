@@ -176,6 +176,21 @@ func (t *Task) Watermark() time.Time { return t.clock.Watermark() }
 // pending timers.
 func (t *Task) Pending() (events, timers int) { return t.buf.Len(), t.timers.Len() }
 
+// Wake returns the clock value at which the next waiting input (an event
+// in the buffer, a timer) becomes ready, and whether there is one: a driver
+// moving the clock with the wall clock need not look before then.
+func (t *Task) Wake() (time.Time, bool) {
+	it, hasEv := t.buf.Peek()
+	due, _, hasTm := t.timers.Peek()
+	switch {
+	case hasEv && (!hasTm || it.Time.Before(due)):
+		return it.Time.Add(t.grace), true
+	case hasTm:
+		return due.Add(t.grace), true
+	}
+	return time.Time{}, false
+}
+
 // Offer adds an event. An event at or before the watermark is late: it is
 // applied at once (and counted), never dropped. Others wait for Advance.
 func (t *Task) Offer(in Input) error {
@@ -360,6 +375,10 @@ func (t *Task) collect(h store.Hash, e *entry, res *engine.Result, before time.T
 	t.out.Stats.Evaluated += res.Evaluated
 	t.out.Stats.Evictions.Add(res.Evictions)
 }
+
+// HasOutput reports whether the inputs since the last Take produced
+// commands or suppressions.
+func (t *Task) HasOutput() bool { return len(t.out.Commands) > 0 || len(t.out.Suppressions) > 0 }
 
 // Take returns what the inputs since the last Take produced: commands,
 // suppressions, counts and rule errors. It changes no state: that is
