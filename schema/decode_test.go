@@ -19,6 +19,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/schema/schematest"
 )
 
 // describe renders a decode result for golden files.
@@ -470,4 +471,42 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHostileEvents decodes the hostile corpus: each record gets its
+// expected reason, and no error repeats a byte of the sentinel planted in
+// every value and key, in any case.
+func TestHostileEvents(t *testing.T) {
+	const sentinel = "SENTINEL-7f3a"
+	seen := map[schema.Reason]bool{}
+	for _, c := range schematest.Hostile(sentinel) {
+		t.Run(c.Name, func(t *testing.T) {
+			if bytes.IndexByte(c.Raw, '\n') >= 0 {
+				t.Fatal("record holds a newline")
+			}
+			ev, err := schema.DecodeEvent(c.Raw)
+			if err == nil && c.Reason == schema.ReasonFutureTime {
+				err = schema.CheckArrival(&ev, time.Time{}, 10*time.Minute)
+			}
+			var ve *schema.ValidationError
+			switch {
+			case c.Reason == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.Reason == "":
+				return
+			case !errors.As(err, &ve) || ve.Reason != c.Reason:
+				t.Fatalf("got %v, want reason %s", err, c.Reason)
+			}
+			seen[ve.Reason] = true
+			if msg := strings.ToUpper(err.Error()); strings.Contains(msg, "SENTINEL") || strings.Contains(msg, "7F3A") {
+				t.Fatalf("the error repeats the record: %v", err)
+			}
+			checkSafe(t, ve)
+		})
+	}
+	for _, r := range schema.EventReasons() {
+		if !seen[r] {
+			t.Errorf("no hostile record is refused as %s", r)
+		}
+	}
 }
