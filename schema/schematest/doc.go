@@ -3,5 +3,5 @@
 // each carrying a sentinel string in every value and key it can hold, so
 // that a test can push them through a real path (the processor and its
 // dead letters, a backtest and its report) and scan every output for the
-// sentinel. Nothing outside tests imports it.
+// sentinel with [Leaked]. Nothing outside tests imports it.
 package schematest
