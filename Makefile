@@ -2,9 +2,10 @@
 GO          ?= go
 STATICCHECK ?= $(shell command -v staticcheck || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 BENCHTIME   ?= 1s
+FUZZTIME    ?= 3s
 PKGS        := ./...
 
-.PHONY: run build test vet staticcheck unit bench fuzz rewrite tzdata clean
+.PHONY: run build test vet staticcheck unit bench fuzz fuzz-short rewrite tzdata clean
 
 ## run: embedded broker + processor + console sink + sample clickstream; prints what would be emailed
 run:
@@ -14,8 +15,8 @@ run:
 build:
 	$(GO) build -o microtrigger .
 
-## test: vet, staticcheck and the race-enabled test suite (what CI runs)
-test: vet staticcheck unit
+## test: vet, staticcheck, the race-enabled test suite and a short run of every fuzz target (what CI runs)
+test: vet staticcheck unit fuzz-short
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -31,15 +32,18 @@ unit:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
 
-## fuzz: a short run of every fuzz target (seeds are committed)
+## fuzz-short: every fuzz target (each func Fuzz* of a _test.go file), FUZZTIME each, one at a time.
+## A failing input is written to the package's testdata/fuzz/<target>/: commit it, it is a seed from then on.
+fuzz-short:
+	@grep -r --include='*_test.go' -e '^func Fuzz' . | sed -E 's#^(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort | \
+	while read -r pkg fn; do \
+		echo "$(GO) test $$pkg -run '^$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s || exit 1; \
+	done
+
+## fuzz: a longer run of every fuzz target (seeds are committed)
 fuzz:
-	$(GO) test ./schema -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s
-	$(GO) test ./processor/rules -run '^$$' -fuzz FuzzLoad -fuzztime 30s
-	$(GO) test ./processor/state -run '^$$' -fuzz FuzzUnmarshal -fuzztime 30s
-	$(GO) test ./sink/render -run '^$$' -fuzz FuzzLoadMapping -fuzztime 30s
-	$(GO) test ./sink/webhook -run '^$$' -fuzz FuzzParseEvents -fuzztime 30s
-	$(GO) test ./processor/backtest -run '^$$' -fuzz 'FuzzLineReader$$' -fuzztime 30s
-	$(GO) test ./processor/backtest -run '^$$' -fuzz 'FuzzReadLines$$' -fuzztime 30s
+	$(MAKE) fuzz-short FUZZTIME=30s
 
 ## rewrite: regenerate datadriven golden files after an intended change
 rewrite:

@@ -646,7 +646,9 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, o
 	}
 	if err != nil {
 		var ve *schema.ValidationError
-		reason, msg := schema.ReasonNotJSON, err.Error()
+		// A ValidationError names fields and positions only; any other
+		// error is not quoted, as it could hold the record's bytes.
+		reason, msg := schema.ReasonNotJSON, "record does not decode"
 		if errors.As(err, &ve) {
 			reason, msg = ve.Reason, ve.Error()
 		}

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	stdjson "encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -20,6 +21,16 @@ const (
 	MaxIDLength    = 256 // messageId, userId, anonymousId
 	MaxNameLength  = 256 // event and page names
 	MaxPropertyLen = 2048
+	// MaxAmount bounds the catalogued amounts and counts (price, quantity,
+	// value, revenue, total, position, traits.lifetime_value): far above
+	// any real cart in any currency's main unit, and small enough that
+	// products and sums of them stay finite.
+	MaxAmount = 1e9
+	// MaxNumber bounds the magnitude of every number in properties and
+	// traits, however deep: integers up to it are exact in a float64
+	// (2^53 ≈ 9e15), and sums of the numbers a user's state keeps stay
+	// finite, so no rule or aggregate computes +Inf or NaN.
+	MaxNumber = 1e15
 )
 
 // wire is the decoding target: timestamp stays a string so that a bad one
@@ -43,9 +54,15 @@ type wire struct {
 // DecodeEvent parses and validates one event. It refuses, with a
 // *ValidationError, everything a consumer could read differently from a
 // validator: records over MaxEventBytes, invalid UTF-8, anything but one JSON
-// object, duplicate keys, fields of the wrong JSON type, unknown call types,
-// no user key, a missing or unparsable timestamp, and properties or traits of
-// the wrong type for the events of DESIGN.md's catalogue.
+// object, duplicate keys, keys equal under case folding or differing only in
+// case from a field it reads, fields of the wrong JSON type, unknown call
+// types, no user key, a missing or unparsable timestamp, control characters
+// in ids, names and the other strings that become state keys or reach
+// templates, numbers in properties or traits over MaxNumber in magnitude,
+// and catalogued properties or traits of the wrong type or out of range.
+//
+// The error names fields and byte offsets, never the record's content
+// (see ValidationError).
 //
 // A missing messageId is replaced by a hash of the record, so redelivered
 // copies of the same bytes are still recognised as duplicates.
@@ -67,15 +84,19 @@ func DecodeEvent(b []byte) (Event, error) {
 	w := wire{Properties: map[string]any{}, Traits: map[string]any{}}
 	rest, err := json.Parse(b, &w, json.DontMatchCaseInsensitiveStructFields)
 	if err != nil {
-		return Event{}, decodeError(err)
+		return Event{}, decodeError(b, err)
 	}
 	if len(rest) != 0 {
 		return Event{}, invalid(ReasonNotJSON, "", "unexpected data after the JSON object at byte %d", len(b)-len(rest))
 	}
-	if err := checkKeys(b); err != nil {
+	var props []propertySpec
+	if w.Type == TypeTrack {
+		props = catalogue(w.Event)
+	}
+	if err := checkKeys(b, props); err != nil {
 		return Event{}, err
 	}
-	return fromWire(&w, b)
+	return fromWire(&w, b, props)
 }
 
 // firstNonSpace returns the index of the first byte that is not JSON
@@ -89,17 +110,71 @@ func firstNonSpace(b []byte) int {
 	return -1
 }
 
-func decodeError(err error) error {
+// decodeError turns the decoder's error into a ValidationError that names
+// the field (as far as the schema defines it) and kinds, never the text
+// segmentio/encoding quotes from the record.
+func decodeError(b []byte, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		// te.Value starts with the offending JSON text: name its kind only,
-		// never echo it, as it may be personal data.
+		field := safePath(te.Field)
+		want, got := goKind(te.Type.Kind()), jsonKind(te.Value)
+		if want == got || strings.HasSuffix(te.Value, " overflows") {
+			// A number beyond float64 (1e400): the key check finds it
+			// and says where.
+			if ve := checkKeys(b, nil); ve != nil {
+				return ve
+			}
+			return invalid(ReasonBadFieldType, field, "a number out of range")
+		}
 		if te.Field == "timestamp" {
 			return invalid(ReasonBadTime, "timestamp", "not an RFC 3339 string such as 2026-03-02T09:00:00Z")
 		}
-		return invalid(ReasonBadFieldType, te.Field, "must be %s, not %s", goKind(te.Type.Kind()), jsonKind(te.Value))
+		return invalid(ReasonBadFieldType, field, "must be %s, not %s", want, got)
 	}
-	return invalid(ReasonNotJSON, "", "%s", strings.TrimPrefix(err.Error(), "json: "))
+	return syntaxError(b)
+}
+
+// safePath keeps of a dotted field path the names the schema defines.
+func safePath(p string) string {
+	s := keyCheck{}
+	kind, n := objEnvelope, 0
+	for part := range strings.SplitSeq(p, ".") {
+		name := s.name(kind, []byte(part))
+		if name == "" || name != part {
+			break
+		}
+		n += len(part) + 1
+		kind = childKind(kind, name)
+	}
+	return p[:max(n-1, 0)]
+}
+
+// syntaxError says where b stops being JSON and what kind of text was
+// expected there, from the standard library's scanner (which gives the
+// offset segmentio/encoding does not), without the bytes themselves.
+func syntaxError(b []byte) *ValidationError {
+	var v struct{}
+	var se *stdjson.SyntaxError
+	if !errors.As(stdjson.Unmarshal(b, &v), &se) {
+		return invalid(ReasonNotJSON, "", "record is not valid JSON")
+	}
+	msg := se.Error()
+	if strings.HasPrefix(msg, "unexpected end") {
+		return invalid(ReasonNotJSON, "", "record ends at byte %d before its JSON is complete", len(b))
+	}
+	// The standard library's messages quote the offending character:
+	// keep only the grammar context, a closed set.
+	for _, ctx := range [...]string{
+		"looking for beginning of object key string", "looking for beginning of value",
+		"after object key:value pair", "after object key", "after array element", "after top-level value",
+		"in string escape code", "in \\u hexadecimal character escape", "in string literal", "in numeric literal",
+		"in literal true", "in literal false", "in literal null",
+	} {
+		if strings.Contains(msg, " "+ctx) {
+			return invalid(ReasonNotJSON, "", "not valid JSON at byte %d: unexpected character %s", se.Offset-1, ctx)
+		}
+	}
+	return invalid(ReasonNotJSON, "", "not valid JSON at byte %d", se.Offset-1)
 }
 
 func goKind(k reflect.Kind) string {
@@ -141,7 +216,7 @@ func jsonKind(v string) string {
 	}
 }
 
-func fromWire(w *wire, raw []byte) (Event, error) {
+func fromWire(w *wire, raw []byte, props []propertySpec) (Event, error) {
 	if len(w.Properties) == 0 {
 		w.Properties = nil
 	}
@@ -185,6 +260,24 @@ func fromWire(w *wire, raw []byte) (Event, error) {
 			return Event{}, invalid(ReasonFieldTooLong, f.name, "longer than %d bytes", f.max)
 		}
 	}
+	// Ids and names become state keys, the rule index and merge data; the
+	// page, locale and device strings reach state keys and rules too.
+	for _, f := range [...]struct{ name, v string }{
+		{"messageId", ev.MessageID},
+		{"userId", ev.UserID},
+		{"anonymousId", ev.AnonymousID},
+		{"event", ev.Event},
+		{"name", ev.Name},
+		{"context.page.path", ev.Context.Page.Path},
+		{"context.page.url", ev.Context.Page.URL},
+		{"context.timezone", ev.Context.Timezone},
+		{"context.locale", ev.Context.Locale},
+		{"context.device.type", ev.Context.Device.Type},
+	} {
+		if err := checkControl(f.name, f.v); err != nil {
+			return Event{}, err
+		}
+	}
 	if ev.UserKey() == "" {
 		return Event{}, invalid(ReasonNoUserKey, "userId", "neither userId nor anonymousId is set")
 	}
@@ -216,7 +309,7 @@ func fromWire(w *wire, raw []byte) (Event, error) {
 	if ev.MessageID == "" {
 		ev.MessageID = ContentID(raw)
 	}
-	if err := checkProperties(&ev); err != nil {
+	if err := checkProperties(&ev, props); err != nil {
 		return Event{}, err
 	}
 	if err := checkTraits(ev.Traits, "traits"); err != nil {
@@ -231,10 +324,26 @@ func parseTime(v *string, field string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, *v)
-	if err != nil || t.Year() < 1970 || t.Year() > 9999 {
+	if err != nil || !rfc3339Shape(*v) || t.Year() < 1970 || t.Year() > 9999 {
 		return time.Time{}, invalid(ReasonBadTime, field, "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
 	}
 	return t.UTC(), nil
+}
+
+// rfc3339Shape checks the date and time digits that time.Parse is lenient
+// about (it takes "T9:00:00Z" for 09:00): RFC 3339 wants two of each, as
+// other readers do.
+func rfc3339Shape(v string) bool {
+	const shape = "dddd-dd-ddTdd:dd:dd"
+	if len(v) < len(shape) {
+		return false
+	}
+	for i := 0; i < len(shape); i++ {
+		if c := v[i]; shape[i] == 'd' && (c < '0' || c > '9') || shape[i] != 'd' && c != shape[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckArrival refuses an event stamped more than maxSkew after it
@@ -282,7 +391,7 @@ type propertySpec struct {
 	name     string
 	kind     propertyKind
 	required bool
-	min, max float64 // for numbers; max 0 means unbounded
+	min, max float64 // for numbers
 }
 
 // catalogue lists the properties microtrigger reads from the events of
@@ -292,8 +401,8 @@ func catalogue(name string) []propertySpec {
 		{name: "product_id", kind: kindString},
 		{name: "name", kind: kindString},
 		{name: "category", kind: kindString},
-		{name: "price", kind: kindNumber, min: 0},
-		{name: "quantity", kind: kindNumber, min: 0},
+		{name: "price", kind: kindNumber, min: 0, max: MaxAmount},
+		{name: "quantity", kind: kindNumber, min: 0, max: MaxAmount},
 	}
 	switch name {
 	case "Product Viewed", "Product Added", "Product Removed", "Product Added to Wishlist":
@@ -301,9 +410,9 @@ func catalogue(name string) []propertySpec {
 	case "Checkout Started", "Order Completed", "Cart Viewed":
 		return []propertySpec{
 			{name: "order_id", kind: kindString},
-			{name: "value", kind: kindNumber, min: 0},
-			{name: "revenue", kind: kindNumber, min: 0},
-			{name: "total", kind: kindNumber, min: 0},
+			{name: "value", kind: kindNumber, min: 0, max: MaxAmount},
+			{name: "revenue", kind: kindNumber, min: 0, max: MaxAmount},
+			{name: "total", kind: kindNumber, min: 0, max: MaxAmount},
 		}
 	case "Page Scrolled":
 		return []propertySpec{{name: "percent", kind: kindNumber, required: true, min: 0, max: 100}}
@@ -314,23 +423,23 @@ func catalogue(name string) []propertySpec {
 	case "Form Started", "Form Submitted":
 		return []propertySpec{{name: "form", kind: kindString, required: true}}
 	case "Video Content Playing":
-		return []propertySpec{{name: "position", kind: kindNumber, required: true, min: 0}}
+		return []propertySpec{{name: "position", kind: kindNumber, required: true, min: 0, max: MaxAmount}}
 	}
 	return nil
 }
 
-func checkProperties(ev *Event) error {
-	if ev.Type == TypePage || ev.Type == TypeScreen {
-		if v, ok := ev.Properties["path"]; ok {
-			if _, isStr := v.(string); !isStr {
-				return invalid(ReasonBadProperty, "properties.path", "must be a string")
-			}
+func checkProperties(ev *Event, props []propertySpec) error {
+	if v, ok := ev.Properties["path"]; ok {
+		p, isStr := v.(string)
+		if !isStr && (ev.Type == TypePage || ev.Type == TypeScreen) {
+			return invalid(ReasonBadProperty, "properties.path", "must be a string")
+		}
+		// Event.Path reads it on every call: it keys page state.
+		if err := checkControl("properties.path", p); err != nil {
+			return err
 		}
 	}
-	if ev.Type != TypeTrack {
-		return nil
-	}
-	for _, p := range catalogue(ev.Event) {
+	for _, p := range props {
 		v, ok := ev.Properties[p.name]
 		field := "properties." + p.name
 		if !ok || v == nil {
@@ -339,26 +448,50 @@ func checkProperties(ev *Event) error {
 			}
 			continue
 		}
-		switch p.kind {
-		case kindString:
-			s, isStr := v.(string)
-			if !isStr {
-				return invalid(ReasonBadProperty, field, "must be %s", p.kind)
-			}
-			if len(s) > MaxPropertyLen {
-				return invalid(ReasonFieldTooLong, field, "longer than %d bytes", MaxPropertyLen)
-			}
-		case kindNumber:
-			f, isNum := v.(float64)
-			if !isNum || math.IsNaN(f) || math.IsInf(f, 0) {
-				return invalid(ReasonBadProperty, field, "must be %s", p.kind)
-			}
-			if f < p.min || (p.max > 0 && f > p.max) {
-				if p.max > 0 {
-					return invalid(ReasonBadProperty, field, "must be between %g and %g", p.min, p.max)
-				}
-				return invalid(ReasonBadProperty, field, "must be at least %g", p.min)
-			}
+		if err := checkValue(&p, v, field, ReasonBadProperty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkValue checks v, the value of a catalogued property or trait.
+func checkValue(p *propertySpec, v any, field string, r Reason) error {
+	switch p.kind {
+	case kindString:
+		s, isStr := v.(string)
+		if !isStr {
+			return invalid(r, field, "must be %s", p.kind)
+		}
+		if len(s) > MaxPropertyLen {
+			return invalid(ReasonFieldTooLong, field, "longer than %d bytes", MaxPropertyLen)
+		}
+		return checkControl(field, s)
+	case kindNumber:
+		f, isNum := v.(float64)
+		if !isNum || math.IsNaN(f) || math.IsInf(f, 0) {
+			return invalid(r, field, "must be %s", p.kind)
+		}
+		if f < p.min || f > p.max {
+			return invalid(r, field, "must be between %g and %g", p.min, p.max)
+		}
+	case kindBool:
+		if _, isBool := v.(bool); !isBool {
+			return invalid(r, field, "must be %s", p.kind)
+		}
+	}
+	return nil
+}
+
+// checkControl refuses a control character in v: C0 (U+0000–U+001F),
+// DEL (U+007F) and C1 (U+0080–U+009F). They would end up in state keys,
+// logs of other systems and email headers, where they split lines, hide
+// text or end strings early.
+func checkControl(field, v string) error {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c == 0x7f || c == 0xc2 && i+1 < len(v) && v[i+1] >= 0x80 && v[i+1] <= 0x9f {
+			return invalid(ReasonControlChar, field, "holds a control character at byte %d of its value", i)
 		}
 	}
 	return nil
@@ -371,7 +504,7 @@ func traitSpecs() [6]propertySpec {
 		{name: "email", kind: kindString},
 		{name: "timezone", kind: kindString},
 		{name: "email_opt_in", kind: kindBool},
-		{name: "lifetime_value", kind: kindNumber},
+		{name: "lifetime_value", kind: kindNumber, min: -MaxAmount, max: MaxAmount},
 		{name: "first_name", kind: kindString},
 		{name: "locale", kind: kindString},
 	}
@@ -382,33 +515,22 @@ func checkTraits(traits map[string]any, path string) error {
 		return nil
 	}
 	for _, spec := range traitSpecs() {
-		name, kind := spec.name, spec.kind
-		v, ok := traits[name]
+		v, ok := traits[spec.name]
 		if !ok || v == nil {
 			continue
 		}
-		field := path + "." + name
-		switch kind {
-		case kindString:
-			s, isStr := v.(string)
-			if !isStr {
-				return invalid(ReasonBadTrait, field, "must be %s", kind)
-			}
-			if name == "email" && !plausibleEmail(s) {
+		field := path + "." + spec.name
+		if err := checkValue(&spec, v, field, ReasonBadTrait); err != nil {
+			return err
+		}
+		switch spec.name {
+		case "email":
+			if !plausibleEmail(v.(string)) {
 				return invalid(ReasonBadTrait, field, "not an email address")
 			}
-			if name == "timezone" {
-				if err := CheckTimezone(s); err != nil {
-					return invalid(ReasonBadTrait, field, "%v", err)
-				}
-			}
-		case kindNumber:
-			if _, isNum := v.(float64); !isNum {
-				return invalid(ReasonBadTrait, field, "must be %s", kind)
-			}
-		case kindBool:
-			if _, isBool := v.(bool); !isBool {
-				return invalid(ReasonBadTrait, field, "must be %s", kind)
+		case "timezone":
+			if err := CheckTimezone(v.(string)); err != nil {
+				return invalid(ReasonBadTrait, field, "%v", err)
 			}
 		}
 	}

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/schema/schematest"
 )
 
 // describe renders a decode result for golden files.
@@ -125,7 +130,7 @@ func TestJSONSchemaAgrees(t *testing.T) {
 	// on data outside the document (the zone database).
 	beyond := map[schema.Reason]bool{
 		schema.ReasonTooLarge: true, schema.ReasonInvalidUTF8: true, schema.ReasonNotJSON: true,
-		schema.ReasonDuplicateKey: true, schema.ReasonBadTime: true, schema.ReasonBadTrait: true,
+		schema.ReasonDuplicateKey: true, schema.ReasonAmbiguousKey: true, schema.ReasonBadTime: true, schema.ReasonBadTrait: true,
 	}
 	checked := 0
 	datadriven.Walk(t, "testdata/decode", func(t *testing.T, path string) {
@@ -236,6 +241,124 @@ func TestMask(t *testing.T) {
 	}
 }
 
+// checkSafe fails when a ValidationError names a field the schema does not
+// define or says a word of its own making: anything else came from the
+// record.
+func checkSafe(t testing.TB, ve *schema.ValidationError) {
+	t.Helper()
+	if err := schematest.Safe(ve); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hasControl reports a C0, DEL or C1 control character.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || 0x7f <= r && r <= 0x9f })
+}
+
+// checkNumbers fails on a number that is not finite or over MaxNumber.
+func checkNumbers(t testing.TB, v any) {
+	switch v := v.(type) {
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > schema.MaxNumber {
+			t.Fatalf("accepted number %v", v)
+		}
+	case map[string]any:
+		for _, x := range v {
+			checkNumbers(t, x)
+		}
+	case []any:
+		for _, x := range v {
+			checkNumbers(t, x)
+		}
+	}
+}
+
+// foldedKeys fails when an object of b holds two keys equal under case
+// folding, reading b with the standard library's tokenizer.
+func foldedKeys(t testing.TB, b []byte) {
+	type frame struct {
+		obj, wantKey bool
+		keys         []string
+	}
+	var stack []*frame
+	d := stdjson.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("accepted record does not tokenize: %v", err)
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if k, isKey := tok.(string); isKey && top != nil && top.obj && top.wantKey {
+			for _, o := range top.keys {
+				if strings.EqualFold(o, k) {
+					t.Fatalf("accepted an object with keys %q and %q", o, k)
+				}
+			}
+			top.keys = append(top.keys, k)
+			top.wantKey = false
+			continue
+		}
+		switch tok {
+		case stdjson.Delim('{'):
+			stack = append(stack, &frame{obj: true, wantKey: true})
+			continue
+		case stdjson.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case stdjson.Delim('}'), stdjson.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 {
+				top = stack[len(stack)-1]
+			} else {
+				top = nil
+			}
+		}
+		if top != nil && top.obj {
+			top.wantKey = true
+		}
+	}
+}
+
+// stdEnvelope is what a case-insensitive reader (encoding/json) takes from
+// a record.
+type stdEnvelope struct {
+	MessageID   *string        `json:"messageId"`
+	Type        string         `json:"type"`
+	Event       string         `json:"event"`
+	Name        string         `json:"name"`
+	UserID      string         `json:"userId"`
+	AnonymousID string         `json:"anonymousId"`
+	Timestamp   *string        `json:"timestamp"`
+	Original    *string        `json:"originalTimestamp"`
+	SentAt      *string        `json:"sentAt"`
+	ReceivedAt  *string        `json:"receivedAt"`
+	Properties  map[string]any `json:"properties"`
+	Traits      map[string]any `json:"traits"`
+	Context     schema.Context `json:"context"`
+}
+
+func parsedAs(t testing.TB, s *string, want time.Time) {
+	t.Helper()
+	if s == nil {
+		if !want.IsZero() {
+			t.Fatalf("time %s read from nothing", want)
+		}
+		return
+	}
+	got, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil || !got.Equal(want) {
+		t.Fatalf("time %q read as %s", *s, want)
+	}
+}
+
 func FuzzDecodeEvent(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"track","event":"Product Added","userId":"u1","timestamp":"2026-03-02T09:00:00Z","properties":{"price":120}}`,
@@ -243,8 +366,27 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"type":"identify","userId":"u","timestamp":"2026-03-02T09:00:00Z","traits":{"email":"a@b.c","timezone":"Asia/Tokyo"}}`,
 		`{"type":"track","event":"x","userId":"u","userId":"v","timestamp":"2026-03-02T09:00:00Z"}`,
 		`{"type":"track","event":"\ud800","userId":"u","timestamp":"2026-03-02T09:00:00Z"}`,
+		`{"type":"track","event":"x","userId":"a","userid":"b","timestamp":"2026-03-02T09:00:00Z","Timestamp":"2026-03-01T09:00:00Z"}`,
+		`{"type":"track","event":"x","userId":"a\u0000","timestamp":"2026-03-02T09:00:00Z","properties":{"n":1e400}}`,
 	} {
 		f.Add([]byte(s))
+	}
+	// Every input of the golden file is a seed too.
+	golden, err := os.ReadFile("testdata/decode")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var in []string
+	for _, line := range strings.Split(string(golden), "\n") {
+		switch {
+		case strings.HasPrefix(line, "decode"):
+			in = []string{}
+		case line == "----" && in != nil:
+			f.Add([]byte(strings.Join(in, "\n")))
+			in = nil
+		case in != nil:
+			in = append(in, line)
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := schema.DecodeEvent(b)
@@ -253,23 +395,82 @@ func FuzzDecodeEvent(f *testing.F) {
 			if !errors.As(err, &ve) {
 				t.Fatalf("error is not a ValidationError: %v", err)
 			}
+			checkSafe(t, ve)
 			return
-		}
-		// What is validated is what is decoded: the standard library must
-		// read the same envelope from an accepted record.
-		var std struct {
-			Type   string `json:"type"`
-			UserID string `json:"userId"`
-			Event  string `json:"event"`
-		}
-		if err := stdjson.Unmarshal(b, &std); err != nil {
-			t.Fatalf("accepted record does not decode: %v", err)
 		}
 		if ev.UserKey() == "" || ev.Timestamp.IsZero() || ev.MessageID == "" {
 			t.Fatalf("accepted event lacks key, time or id: %+v", ev)
 		}
-		if std.Type != ev.Type || std.UserID != ev.UserID || std.Event != ev.Event {
+		for _, s := range []string{ev.MessageID, ev.UserID, ev.AnonymousID, ev.Event, ev.Name, ev.Path(),
+			ev.Context.Page.URL, ev.Context.Timezone, ev.Context.Locale, ev.Context.Device.Type} {
+			if hasControl(s) {
+				t.Fatalf("accepted a control character in %q", s)
+			}
+		}
+		checkNumbers(t, ev.Properties)
+		checkNumbers(t, ev.Traits)
+		foldedKeys(t, b)
+		// What is validated is what is decoded: the standard library,
+		// which matches keys case-insensitively, must read the same
+		// event from an accepted record.
+		var std stdEnvelope
+		if err := stdjson.Unmarshal(b, &std); err != nil {
+			t.Fatalf("accepted record does not decode: %v", err)
+		}
+		if std.Type != ev.Type || std.UserID != ev.UserID || std.AnonymousID != ev.AnonymousID ||
+			std.Event != ev.Event || std.Name != ev.Name || std.MessageID != nil && *std.MessageID != "" && *std.MessageID != ev.MessageID ||
+			std.Context != ev.Context {
 			t.Fatalf("decoders disagree: %+v vs %+v", std, ev)
 		}
+		ts := std.Timestamp
+		if ts == nil {
+			ts = std.Original
+		}
+		parsedAs(t, ts, ev.Timestamp)
+		parsedAs(t, std.SentAt, ev.SentAt)
+		parsedAs(t, std.ReceivedAt, ev.ReceivedAt)
+		for _, m := range []struct{ std, ev map[string]any }{{std.Properties, ev.Properties}, {std.Traits, ev.Traits}} {
+			if (len(m.std) != 0 || len(m.ev) != 0) && !reflect.DeepEqual(m.std, m.ev) {
+				t.Fatalf("decoders disagree: %v vs %v", m.std, m.ev)
+			}
+		}
 	})
+}
+
+// TestHostileEvents decodes the hostile corpus: each record gets its
+// expected reason, and no error repeats a byte of the sentinel planted in
+// every value and key, in any case.
+func TestHostileEvents(t *testing.T) {
+	const sentinel = "SENTINEL-7f3a"
+	seen := map[schema.Reason]bool{}
+	for _, c := range schematest.Hostile(sentinel) {
+		t.Run(c.Name, func(t *testing.T) {
+			if bytes.IndexByte(c.Raw, '\n') >= 0 {
+				t.Fatal("record holds a newline")
+			}
+			ev, err := schema.DecodeEvent(c.Raw)
+			if err == nil && c.Reason == schema.ReasonFutureTime {
+				err = schema.CheckArrival(&ev, time.Time{}, 10*time.Minute)
+			}
+			var ve *schema.ValidationError
+			switch {
+			case c.Reason == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.Reason == "":
+				return
+			case !errors.As(err, &ve) || ve.Reason != c.Reason:
+				t.Fatalf("got %v, want reason %s", err, c.Reason)
+			}
+			seen[ve.Reason] = true
+			if msg := strings.ToUpper(err.Error()); strings.Contains(msg, "SENTINEL") || strings.Contains(msg, "7F3A") {
+				t.Fatalf("the error repeats the record: %v", err)
+			}
+			checkSafe(t, ve)
+		})
+	}
+	for _, r := range schema.EventReasons() {
+		if !seen[r] {
+			t.Errorf("no hostile record is refused as %s", r)
+		}
+	}
 }

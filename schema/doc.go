@@ -7,6 +7,15 @@
 // call it, so an event accepted by one is accepted by all. event.schema.json
 // publishes the same rules for producers.
 //
+// It refuses what readers could take differently (duplicate keys, keys
+// equal under case folding or differing only in case from a field it
+// reads, lone surrogates, numbers beyond float64) and what would poison
+// state and templates (control characters in ids, names and keyed strings,
+// numbers over [MaxNumber] in properties and traits, catalogued amounts
+// over [MaxAmount]). Its [ValidationError] names schema fields, byte
+// offsets and kinds, never a value or another key of the record, so it is
+// safe in logs, dead-letter headers and reports.
+//
 // [CheckTimezone] accepts the zones of the database embedded in the binary
 // (schema/zoneinfo, which also loads them for quiet hours and caps), never
 // the host's, so every host accepts the same zones.

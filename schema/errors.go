@@ -22,6 +22,16 @@ const (
 	ReasonBadProperty  Reason = "bad_property"
 	ReasonBadTrait     Reason = "bad_trait"
 	ReasonFieldTooLong Reason = "field_too_long"
+	// ReasonAmbiguousKey: an object holds two keys equal under Unicode
+	// case folding ("userId" and "userid"), or a key that differs only in
+	// case from a field the decoder reads ("USERID"). Case-insensitive
+	// readers (Go's encoding/json, warehouses that fold column names) would
+	// take another value than microtrigger did.
+	ReasonAmbiguousKey Reason = "ambiguous_key"
+	// ReasonControlChar: a control character (U+0000–U+001F,
+	// U+007F–U+009F) in an id, a name or another string that becomes a
+	// state key or reaches templates.
+	ReasonControlChar Reason = "control_character"
 	// ReasonFutureTime is CheckArrival's: the event time is too far after
 	// the event's arrival.
 	ReasonFutureTime Reason = "future_timestamp"
@@ -33,13 +43,18 @@ func EventReasons() []Reason {
 		ReasonTooLarge, ReasonInvalidUTF8, ReasonNotJSON, ReasonDuplicateKey,
 		ReasonBadFieldType, ReasonUnknownType, ReasonNoUserKey, ReasonMissingTime,
 		ReasonBadTime, ReasonMissingEvent, ReasonBadProperty, ReasonBadTrait,
-		ReasonFieldTooLong, ReasonFutureTime,
+		ReasonFieldTooLong, ReasonAmbiguousKey, ReasonControlChar, ReasonFutureTime,
 	}
 }
 
 // ValidationError says why an event was refused. Field is a JSON path such
-// as "properties.price"; Msg is a sentence for people. Neither holds a
-// value from the event (only key names), so the error is safe to log.
+// as "properties.price", made only of names the schema defines (envelope
+// and context fields, catalogued properties and traits): a key the schema
+// does not know may itself be personal data ({"ada@example.com": 1}), so
+// the path stops before it and Msg gives its byte offset instead. Msg is a
+// sentence for people naming kinds and positions. Neither holds a byte of
+// the event's values or of its other keys, so the error is safe to log, to
+// put in a dead-letter header and in a report.
 type ValidationError struct {
 	Reason Reason
 	Field  string

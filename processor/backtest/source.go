@@ -49,13 +49,15 @@ func send(ctx context.Context, out chan<- *batch, b *batch) error {
 	}
 }
 
-// refusal describes a record DecodeEvent refused.
+// refusal describes a record DecodeEvent refused. A ValidationError
+// names fields and positions only; any other error is not quoted, as it
+// could hold the record's bytes.
 func refusal(err error) report.Refusal {
 	var ve *schema.ValidationError
 	if errors.As(err, &ve) {
 		return report.Refusal{Reason: string(ve.Reason), Field: ve.Field, Message: ve.Msg}
 	}
-	return report.Refusal{Reason: string(schema.ReasonNotJSON), Message: err.Error()}
+	return report.Refusal{Reason: string(schema.ReasonNotJSON), Message: "record does not decode"}
 }
 
 // fileSource reads a JSONL file ("-": standard input): one event per line.

@@ -8,7 +8,10 @@
 // DER) over the timestamp (X-Twilio-Email-Event-Webhook-Timestamp) followed
 // by the raw body, verified with crypto/ecdsa on the exact bytes received;
 // a timestamp older or newer than MaxAge; a body bounded by MaxBody (413).
-// Unsigned, stale or badly signed requests get 401.
+// Unsigned, stale or badly signed requests get 401, bodies that are not an
+// array of events 400. Answers and log lines are fixed sentences with at
+// most a byte offset or an event's index: the body holds addresses and
+// user ids, and none of it is repeated.
 //
 // SendGrid event types map to Segment names:
 //

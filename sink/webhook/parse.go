@@ -2,9 +2,12 @@ package webhook
 
 import (
 	"bytes"
+	stdjson "encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -45,17 +48,23 @@ func known(field string) bool {
 const MaxEvents = 10000
 
 // ParseEvents decodes a webhook body: a JSON array of event objects, each
-// with a string "event" and a numeric "timestamp" (unix seconds).
+// with a string "event" and a numeric "timestamp" (unix seconds). Its
+// errors give positions (a byte offset, an event's index) and never quote
+// the body, which holds addresses and user ids: they are answered to the
+// caller and logged.
 func ParseEvents(body []byte) ([]Event, error) {
 	if !utf8.Valid(body) {
-		return nil, fmt.Errorf("webhook body is not valid UTF-8")
+		return nil, errors.New("webhook body is not valid UTF-8")
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(body, &raws); err != nil {
-		return nil, fmt.Errorf("webhook body is not a JSON array: %w", err)
+		return nil, notAnArray(body)
 	}
 	if len(raws) > MaxEvents {
 		return nil, fmt.Errorf("webhook body holds %d events, over %d", len(raws), MaxEvents)
+	}
+	if raws == nil {
+		return nil, errors.New("webhook body is not a JSON array")
 	}
 	out := make([]Event, 0, len(raws))
 	for i, raw := range raws {
@@ -98,4 +107,20 @@ func ParseEvents(body []byte) ([]Event, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// notAnArray says why body is not a JSON array: where it stops being JSON,
+// by the standard library's scanner (segmentio/encoding gives no offset
+// and quotes the bytes), or that it is JSON of another kind.
+func notAnArray(body []byte) error {
+	var v []stdjson.RawMessage
+	var se *stdjson.SyntaxError
+	switch {
+	case !errors.As(stdjson.Unmarshal(body, &v), &se):
+	case strings.HasPrefix(se.Error(), "unexpected end"):
+		return fmt.Errorf("webhook body ends at byte %d before its JSON is complete", len(body))
+	default:
+		return fmt.Errorf("webhook body is not valid JSON at byte %d", se.Offset-1)
+	}
+	return errors.New("webhook body is not a JSON array")
 }

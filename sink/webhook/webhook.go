@@ -272,7 +272,9 @@ func (h *Handler) records(ctx context.Context, events []Event) ([]*kgo.Record, [
 		}
 		if err != nil {
 			h.count(ctx, e.Type, "invalid")
-			h.cfg.Logger.Warn("webhook event not publishable", "type", e.Type, "err", err)
+			// The type is SendGrid's, bounded like the metric label; the
+			// decoder's error names fields, never values.
+			h.cfg.Logger.Warn("webhook event not publishable", "type", typeLabel(e.Type), "err", err)
 			continue
 		}
 		batch[id] = true
