@@ -89,6 +89,9 @@ type Config struct {
 	// every partition's engine. Default a new zoneinfo.DB (embedded in the
 	// binary; the host's zone files are never read).
 	Zones *zoneinfo.DB
+	// CacheBytes is Pebble's block cache, one for all the partitions'
+	// stores. Default 256 MiB.
+	CacheBytes int64
 	// CacheUsers is how many decoded users each partition keeps in memory.
 	CacheUsers int
 	// Logger receives the processor's logs. Default discard.
@@ -131,6 +134,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StaleStoreAfter <= 0 {
 		c.StaleStoreAfter = 12 * time.Hour
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 256 << 20
 	}
 	if c.SnapshotInterval <= 0 {
 		c.SnapshotInterval = 10 * time.Second

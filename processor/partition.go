@@ -43,6 +43,7 @@ type partition struct {
 	// committed is the next input offset after the last committed batch.
 	committed int64
 	consumed  int64
+	keyRec    kgo.Record // scratch for the key partitioner, reused per record
 	// end is the partition's last stable offset as last seen (at
 	// assignment, then in every fetch that returned its records); -1
 	// unknown.
@@ -213,7 +214,7 @@ const metaAppliedAt = "applied-at"
 // cancelled timer), so it is rebuilt from the start of the changelog.
 func (p *Processor) openStore(id int32) (*store.DB, error) {
 	dir := p.partitionDir(id)
-	opts := store.Options{Logger: p.cfg.Logger, NoWAL: true}
+	opts := store.Options{Logger: p.cfg.Logger, NoWAL: true, Cache: p.cache}
 	db, err := store.Open(dir, opts)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
@@ -33,11 +34,11 @@ type Processor struct {
 	parts    map[int32]*partition // owned by the Run goroutine
 	nparts   int                  // partitions of the events topic
 	keyPart  kgo.TopicPartitioner
-	keyRec   kgo.Record // scratch for keyPart, reused per record
 	ready    atomic.Bool
 	produced []*kgo.Record // scratch
 	// heldSince is when output began to wait for input to commit with.
 	heldSince time.Time
+	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores
 }
 
 // Progress is what one partition has durably done.
@@ -206,12 +207,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		s = gs
 	}
+	p.cache = store.NewCache(c.CacheBytes)
 	defer func() {
 		s.Close()
 		for id, part := range p.parts {
 			part.close()
 			delete(p.parts, id)
 		}
+		p.cache.Unref()
 		p.mu.Lock()
 		p.progress = map[int32]Progress{} // nothing is owned any more
 		p.mu.Unlock()
@@ -373,20 +376,41 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 			return fmt.Errorf("list end offsets of %s: %w", p.cfg.Topics.Events, err)
 		}
 	}
-	for _, id := range opened {
-		var committed int64
-		if o, ok := cl.CommittedOffsets()[p.cfg.Topics.Events][id]; ok && o.Offset > 0 {
-			committed = o.Offset
-		}
-		part, err := p.open(ctx, id, committed)
-		if err != nil {
+	// Partitions restore side by side: each has its own store and
+	// clients, and the changelog reads and Pebble writes overlap.
+	committed := cl.CommittedOffsets()[p.cfg.Topics.Events]
+	parts := make([]*partition, len(opened))
+	var g errgroup.Group
+	g.SetLimit(4)
+	for i, id := range opened {
+		g.Go(func() error {
+			var from int64
+			if o, ok := committed[id]; ok && o.Offset > 0 {
+				from = o.Offset
+			}
+			part, err := p.open(ctx, id, from)
+			parts[i] = part
 			return err
+		})
+	}
+	err := g.Wait()
+	for i, id := range opened {
+		part := parts[i]
+		if part == nil {
+			continue
+		}
+		if err != nil {
+			part.close()
+			continue
 		}
 		if o, ok := ends.Lookup(p.cfg.Topics.Events, id); ok && o.Err == nil {
 			part.end = o.Offset
 		}
 		p.parts[id] = part
 		p.m.assigned.Add(ctx, 1)
+	}
+	if err != nil {
+		return err
 	}
 	p.mu.Lock()
 	ready := true
@@ -664,8 +688,8 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, o
 		return nil
 	}
 	key := []byte(ev.UserKey())
-	p.keyRec.Key = key
-	if want := int32(p.keyPart.Partition(&p.keyRec, p.nparts)); want != r.Partition && !rerouted(r) {
+	part.keyRec.Key = key
+	if want := int32(p.keyPart.Partition(&part.keyRec, p.nparts)); want != r.Partition && !rerouted(r) {
 		// Keyed with another partitioner (librdkafka's CRC32) or by
 		// another field: send it where its user's state lives.
 		rec := &kgo.Record{Topic: p.cfg.Topics.Events, Key: key, Value: r.Value, Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),

@@ -35,6 +35,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Flag("at-least-once", "Commit without Kafka transactions (at-least-once; the sink still drops duplicates by command id).").BoolVar(&atLeastOnce)
 	cmd.Flag("transactional-id", "Transactional id, stable per instance (default microtrigger-processor-HOSTNAME).").StringVar(&cfg.TransactionalID)
 	cmd.Flag("tick", "How often timers are checked when no event arrives.").Default("1s").DurationVar(&cfg.TickInterval)
+	cmd.Flag("cache-size", "Pebble block cache shared by all partitions' stores, in bytes.").Default("268435456").Int64Var(&cfg.CacheBytes)
 	cmd.Flag("snapshot.interval", "How often each partition's changed state is written to the changelog and Pebble.").Default("10s").DurationVar(&cfg.SnapshotInterval)
 	cmd.Flag("snapshot.users", "Snapshot a partition sooner once this many of its users changed (they stay in memory until then).").Default("20000").IntVar(&cfg.SnapshotUsers)
 	cmd.Flag("metrics.listen", "Address serving /metrics, /healthz and /readyz (empty: none).").Default(":9464").StringVar(&metricsAddr)

@@ -20,8 +20,11 @@ var ErrClosed = errors.New("store: closed")
 
 // Options configures a store.
 type Options struct {
-	// CacheSize is Pebble's block cache. Default 64 MiB: smaller caches
-	// starve reads (FACTS.md).
+	// Cache, when set, is a block cache shared with other stores (one per
+	// process rather than one per partition); the store takes a reference.
+	Cache *Cache
+	// CacheSize is the store's own block cache when Cache is nil. Default
+	// 64 MiB: smaller caches starve reads (FACTS.md).
 	CacheSize int64
 	// FS, when set, replaces the real file system (tests use vfs.NewMem).
 	FS vfs.FS
@@ -37,6 +40,13 @@ type Options struct {
 	NoWAL bool
 }
 
+// Cache is a Pebble block cache that several stores may share.
+type Cache = pebble.Cache
+
+// NewCache returns a block cache of size bytes; Unref releases it once the
+// stores using it are closed.
+func NewCache(size int64) *Cache { return pebble.NewCache(size) }
+
 // DB is one partition's store.
 type DB struct {
 	db    *pebble.DB
@@ -49,8 +59,11 @@ func Open(dir string, o Options) (*DB, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = 64 << 20
 	}
-	cache := pebble.NewCache(o.CacheSize)
-	defer cache.Unref()
+	cache := o.Cache
+	if cache == nil {
+		cache = pebble.NewCache(o.CacheSize)
+		defer cache.Unref() // the DB holds its own reference
+	}
 	opts := &pebble.Options{
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
