@@ -273,7 +273,7 @@ func (p *Processor) pollWait() time.Duration {
 	wait := p.cfg.TickInterval
 	now := p.cfg.Clock.Now()
 	if !p.heldSince.IsZero() {
-		wait = min(wait, holdOutput-now.Sub(p.heldSince))
+		wait = min(wait, holdOutput-time.Since(p.heldSince))
 	}
 	for _, part := range p.parts {
 		if !part.caughtUp() {
@@ -492,12 +492,13 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	// brought out with no input read waits briefly for records to commit
 	// with, and goes alone only if none come.
 	if !touched && !force && pending && len(p.produced) == 0 {
+		// Real time, not the (possibly simulated) clock: this waits for
+		// records to arrive.
 		if p.heldSince.IsZero() {
-			p.heldSince = now
+			p.heldSince = start
 		}
-		if now.Sub(p.heldSince) < holdOutput {
-			p.updateProgress()
-			return nil
+		if start.Sub(p.heldSince) < holdOutput {
+			return nil // progress is reported once the output is committed
 		}
 	}
 	p.heldSince = time.Time{}

@@ -301,8 +301,9 @@ type shard struct {
 	db    *store.DB
 	task  *task.Task
 	in    chan shardBatch
-	c     time.Time // the task's clock
-	count int       // events since the last flush
+	c          time.Time // the task's clock
+	count      int       // events since the last flush
+	cacheUsers int       // the shard's share of Config.CacheUsers
 }
 
 func (sh *shard) send(ctx context.Context, b shardBatch) error {
@@ -333,9 +334,9 @@ func (r *run) open(cfg Config, dir string) error {
 		}
 		// Room for a few batches lets the other workers go on while one
 		// flushes.
-		sh := &shard{db: db, in: make(chan shardBatch, 16)}
+		sh := &shard{db: db, in: make(chan shardBatch, 16), cacheUsers: max(cfg.CacheUsers/cfg.Workers, 1)}
 		r.shards = append(r.shards, sh)
-		if sh.task, err = task.New(task.Config{Engine: r.eng, Store: db, Grace: cfg.Grace, CacheUsers: max(cfg.CacheUsers/cfg.Workers, 1)}); err != nil {
+		if sh.task, err = task.New(task.Config{Engine: r.eng, Store: db, Grace: cfg.Grace, CacheUsers: sh.cacheUsers}); err != nil {
 			return err
 		}
 	}
@@ -398,11 +399,21 @@ func (r *run) work(ctx context.Context, cfg Config, sh *shard) error {
 	}
 }
 
+// flush hands on what the shard's users produced. Their state goes to the
+// shard's store only once more of them changed than its share of
+// CacheUsers: a store that is thrown away at the end is only worth writing
+// to bound memory.
 func (r *run) flush(sh *shard) error {
 	sh.count = 0
-	out, err := sh.task.Flush(context.Background())
-	if err != nil {
-		return err
+	out := sh.task.Take()
+	if sh.task.Dirty() >= sh.cacheUsers {
+		w, err := sh.task.Snapshot()
+		if err != nil {
+			return err
+		}
+		if err := w.Apply(context.Background()); err != nil {
+			return err
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -60,13 +60,14 @@ type Config struct {
 	// Workers is how many users' shards run in parallel, per pack. The
 	// output does not depend on it. Default GOMAXPROCS, at most 8.
 	Workers int
-	// FlushEvery is how many events a worker applies between two writes
-	// of its state to its store (and hand-offs of its output). Default
-	// 100000.
+	// FlushEvery is how many events a worker applies between two
+	// hand-offs of its output; its users' states are written to its store
+	// then only when more of them changed than its share of CacheUsers.
+	// Default 100000.
 	FlushEvery int
 	// CacheUsers is how many decoded user states the workers of a pack keep
-	// in memory between flushes, in all; the others are read back from the
-	// stores. Default 200000 (about 10 KB each with the example pack).
+	// in memory, in all; past that, changed states are written to the
+	// stores and read back when needed. Default 200000 (about 10 KB each with the example pack).
 	CacheUsers int
 	// StateDir holds the workers' stores; they are deleted when Run
 	// returns. Default a new directory under os.TempDir().

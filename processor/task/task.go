@@ -200,18 +200,33 @@ func (t *Task) Offer(in Input) error {
 		return t.applyEvent(&in)
 	}
 	h := schema.UserHash(in.Event.UserKey())
-	e, err := t.get(h)
-	if err != nil {
-		return err
-	}
-	if e.erased {
-		// Never buffered: an erased user's bytes must not reach the
-		// store's files again.
+	if e := t.users[h]; e != nil && e.erased {
 		t.out.Stats.ErasedDropped++
 		return nil
 	}
 	t.buf.Push(eventtime.Item{Time: in.Event.Timestamp, Seq: in.Seq, Value: &bufItem{in: in, hash: h}})
 	return nil
+}
+
+// dropErasedBuffered drops the waiting events of erased users before they
+// would be written: an erased user's bytes must not reach the store's files
+// again. They would be dropped when applied anyway; only the few events
+// waiting at a snapshot are looked at.
+func (t *Task) dropErasedBuffered() error {
+	var err error
+	t.buf.Remove(func(it eventtime.Item) bool {
+		k := bufKey{it.Time.UnixNano(), it.Seq}
+		if _, stored := t.persisted[k]; stored || err != nil {
+			return false
+		}
+		var e *entry
+		if e, err = t.get(it.Value.(*bufItem).hash); err != nil || !e.erased {
+			return false
+		}
+		t.out.Stats.ErasedDropped++
+		return true
+	})
+	return err
 }
 
 // Advance moves the clock to c (if later) and applies every input the new
@@ -410,8 +425,12 @@ type Write struct {
 }
 
 // Snapshot returns the changes since the last applied Write. Nothing
-// changes in the task until the Write is applied.
+// changes in the task until the Write is applied, but for waiting events of
+// erased users, which are dropped.
 func (t *Task) Snapshot() (*Write, error) {
+	if err := t.dropErasedBuffered(); err != nil {
+		return nil, err
+	}
 	w := &Write{t: t, timers: map[store.Hash]bool{}, clock: t.clock.C(), erased: t.out.Erased}
 	put := func(k, v []byte) { w.Changes = append(w.Changes, Change{Key: k, Value: v}) }
 	w.users = make([]store.Hash, 0, len(t.dirty))
