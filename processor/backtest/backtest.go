@@ -298,9 +298,9 @@ type run struct {
 
 // shard is one worker's share of the users: a task over its own store.
 type shard struct {
-	db    *store.DB
-	task  *task.Task
-	in    chan shardBatch
+	db         *store.DB
+	task       *task.Task
+	in         chan shardBatch
 	c          time.Time // the task's clock
 	count      int       // events since the last flush
 	cacheUsers int       // the shard's share of Config.CacheUsers
