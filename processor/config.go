@@ -83,6 +83,11 @@ type Config struct {
 	// SnapshotUsers snapshots a partition sooner, once this many of its
 	// users have changed: they stay in memory until then. Default 20000.
 	SnapshotUsers int
+	// MaxCompactionLag is the longest max.compaction.lag.ms the changelog
+	// may have: an erased user's earlier values stay in the changelog's
+	// history until the broker compacts it, so New refuses a changelog
+	// that may keep them longer. Default 24h; negative skips the check.
+	MaxCompactionLag time.Duration
 	// Limits bounds per-user state; zero takes state.DefaultLimits.
 	Limits state.Limits
 	// Zones is the time zone database of quiet hours and caps, shared by
@@ -134,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StaleStoreAfter <= 0 {
 		c.StaleStoreAfter = 12 * time.Hour
+	}
+	if c.MaxCompactionLag == 0 {
+		c.MaxCompactionLag = 24 * time.Hour
 	}
 	if c.CacheBytes <= 0 {
 		c.CacheBytes = 256 << 20

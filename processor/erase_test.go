@@ -129,3 +129,54 @@ func TestErasure(t *testing.T) {
 		t.Error("the changelog holds no erasure marker for the user")
 	}
 }
+
+// TestErasureReachesHistory reads every record of the changelog, not only
+// the latest per key. The processor snapshots with every batch, so the
+// user's id and address are in many records before the erasure; once the
+// broker has compacted the changelog (which max.compaction.lag.ms bounds
+// in time), no record holds either: every key that ever held them was
+// overwritten by the erasure marker or deleted.
+func TestErasureReachesHistory(t *testing.T) {
+	const user, email = "user-grace-1906", "grace.hopper@example.com"
+	cluster, seeds := kafkatest.Cluster(t, 1)
+	clock := processor.NewManualClock(t0.Add(-time.Hour))
+	cfg := testConfig(t, seeds, clock, t.TempDir(), "erase-history")
+	cfg.SnapshotUsers = 1
+	in := start(t, cfg)
+	ctx := context.Background()
+	sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: kafkatest.Client(t, seeds...), Topic: schema.TopicEvents, Chunk: 1}
+	del, _ := json.Marshal(map[string]any{"type": "delete", "userId": user, "messageId": "erase-1", "timestamp": schema.FormatTime(t0.Add(time.Hour))})
+	if err := sim.Play(ctx, []processor.TimedRecord{
+		identify(t, user, email),
+		track(t, 0, user, "Product Added", map[string]any{"product_id": "p1", "price": 120}),
+		page(t, 5*time.Minute, user, "/pricing"),
+		page(t, 30*time.Minute, user, "/features"),
+		{Time: t0.Add(time.Hour), Key: []byte(user), Value: del},
+		page(t, 2*time.Hour, user, "/pricing"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Advance(ctx, t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	in.stop(t)
+
+	holding := func() int {
+		n := 0
+		for _, r := range kafkatest.ReadAll(t, seeds, schema.TopicChangelog) {
+			if bytes.Contains(r.Value, []byte(user)) || bytes.Contains(r.Value, []byte(email)) {
+				n++
+			}
+		}
+		return n
+	}
+	before := holding()
+	if before == 0 {
+		t.Fatal("no changelog record held the user before compaction: the test would prove nothing")
+	}
+	cluster.Compact()
+	if after := holding(); after != 0 {
+		t.Fatalf("after compaction %d changelog records still hold the erased user (%d before)", after, before)
+	}
+	t.Logf("%d changelog records held the user before compaction, none after", before)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,6 +334,62 @@ func (p *Processor) countPartitions(ctx context.Context, cl *kgo.Client) error {
 			p.cfg.Topics.Changelog, len(cl2.Partitions), p.cfg.Topics.Events, len(ev.Partitions))
 	}
 	p.nparts = len(ev.Partitions)
+	return p.checkCompaction(ctx, cl)
+}
+
+// compactionProblem says what is wrong with a changelog's cleanup.policy
+// and max.compaction.lag.ms (nil: not reported by the broker) for a bound.
+func compactionProblem(topic string, policy, lag *string, bound time.Duration) error {
+	if policy != nil && !strings.Contains(*policy, "compact") {
+		return fmt.Errorf("changelog topic %q has cleanup.policy=%s: it must be compact", topic, *policy)
+	}
+	if lag == nil {
+		return nil
+	}
+	max := int64(bound / time.Millisecond)
+	if ms, err := strconv.ParseInt(*lag, 10, 64); err != nil || ms > max {
+		return fmt.Errorf("changelog topic %q has max.compaction.lag.ms=%s: an erased user's earlier state could stay in its history "+
+			"longer than %s; set it to at most %d (kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config max.compaction.lag.ms=%d), "+
+			"or raise --changelog.max-compaction-lag", topic, *lag, bound, max, topic, max)
+	}
+	return nil
+}
+
+// checkCompaction refuses a changelog whose broker may keep an erased
+// user's earlier values without bound: an erasure overwrites the user's
+// keys, but the values before stay in the log until it is compacted, and
+// max.compaction.lag.ms is what bounds that.
+func (p *Processor) checkCompaction(ctx context.Context, cl *kgo.Client) error {
+	bound := p.cfg.MaxCompactionLag
+	if bound < 0 {
+		return nil
+	}
+	topic := p.cfg.Topics.Changelog
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("read the configuration of changelog topic %q: %w", topic, err)
+	}
+	rc, err := rcs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return fmt.Errorf("read the configuration of changelog topic %q: %w", topic, err)
+	}
+	var policy, lag *string
+	for _, c := range rc.Configs {
+		switch c.Key {
+		case "cleanup.policy":
+			policy = c.Value
+		case "max.compaction.lag.ms":
+			lag = c.Value
+		}
+	}
+	if err := compactionProblem(topic, policy, lag, bound); err != nil || lag != nil {
+		return err
+	}
+	p.cfg.Logger.Warn("the broker does not report max.compaction.lag.ms of the changelog: erasure reaches the changelog's history only when it compacts",
+		"topic", topic)
 	return nil
 }
 

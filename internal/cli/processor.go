@@ -23,6 +23,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	var rulesDir, templates, metricsAddr string
 	var grace time.Duration
 	var atLeastOnce bool
+	var maxLag time.Duration
 	cmd.Flag("rules", "Rule pack directory.").Required().StringVar(&rulesDir)
 	cmd.Flag("templates", "Template directory checked against the pack (default: RULES/../templates when present).").StringVar(&templates)
 	cmd.Flag("state-dir", "Directory for the per-partition Pebble stores.").Required().StringVar(&cfg.StateDir)
@@ -35,6 +36,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Flag("at-least-once", "Commit without Kafka transactions (at-least-once; the sink still drops duplicates by command id).").BoolVar(&atLeastOnce)
 	cmd.Flag("transactional-id", "Transactional id, stable per instance (default microtrigger-processor-HOSTNAME).").StringVar(&cfg.TransactionalID)
 	cmd.Flag("tick", "How often timers are checked when no event arrives.").Default("1s").DurationVar(&cfg.TickInterval)
+	cmd.Flag("changelog.max-compaction-lag", "Refuse a changelog whose max.compaction.lag.ms is longer (erased users' history must not outlive it); 0 skips the check.").Default("24h").DurationVar(&maxLag)
 	cmd.Flag("cache-size", "Pebble block cache shared by all partitions' stores, in bytes.").Default("268435456").Int64Var(&cfg.CacheBytes)
 	cmd.Flag("snapshot.interval", "How often each partition's changed state is written to the changelog and Pebble.").Default("10s").DurationVar(&cfg.SnapshotInterval)
 	cmd.Flag("snapshot.users", "Snapshot a partition sooner once this many of its users changed (they stay in memory until then).").Default("20000").IntVar(&cfg.SnapshotUsers)
@@ -61,6 +63,10 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		cfg.Logger = e.logger()
 		cfg.Meter = tel.MeterProvider()
 		cfg.DisableExactlyOnce = atLeastOnce
+		cfg.MaxCompactionLag = maxLag
+		if maxLag == 0 {
+			cfg.MaxCompactionLag = -1
+		}
 		if grace > 0 {
 			cfg.Grace = &grace
 		}
