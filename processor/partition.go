@@ -179,8 +179,18 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 				return n, ferr
 			}
 			fs.EachRecord(func(r *kgo.Record) {
-				if ferr != nil || r.Offset >= to {
+				if ferr != nil {
 					return
+				}
+				if r.Offset >= to {
+					// Nothing before the committed offset is left (the
+					// input's retention removed it): the replay is done.
+					pos = to
+					return
+				}
+				if pos == from && r.Offset > from {
+					p.cfg.Logger.Warn("input since the snapshot is partly gone (the events topic's retention is shorter than the snapshot interval): the state misses it",
+						"partition", part.id, "snapshot_offset", from, "first_offset", r.Offset)
 				}
 				if ferr = advanceTo(r.Offset); ferr != nil {
 					return
