@@ -178,6 +178,12 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 			if ferr != nil {
 				return n, ferr
 			}
+			fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+				if pos == from && ftp.LogStartOffset > from {
+					p.cfg.Logger.Warn("input since the snapshot is partly gone (the events topic's retention is shorter than the snapshot interval): the state misses it",
+						"partition", part.id, "snapshot_offset", from, "log_start_offset", ftp.LogStartOffset)
+				}
+			})
 			fs.EachRecord(func(r *kgo.Record) {
 				if ferr != nil {
 					return
@@ -187,10 +193,6 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 					// input's retention removed it): the replay is done.
 					pos = to
 					return
-				}
-				if pos == from && r.Offset > from {
-					p.cfg.Logger.Warn("input since the snapshot is partly gone (the events topic's retention is shorter than the snapshot interval): the state misses it",
-						"partition", part.id, "snapshot_offset", from, "first_offset", r.Offset)
 				}
 				if ferr = advanceTo(r.Offset); ferr != nil {
 					return
