@@ -43,8 +43,8 @@ type outcomes struct {
 	owned   map[int32]bool
 	target  map[int32]int64 // owned partitions catching up: the offset to reach
 	read    []evidence
-	wake    chan struct{}   // evidence was read
-	drained chan struct{}   // the loop took what was read
+	wake    chan struct{} // evidence was read
+	drained chan struct{} // the loop took what was read
 }
 
 func newOutcomes(c *Config) (*outcomes, error) {
