@@ -111,6 +111,12 @@ func TestUnknownOutcomes(t *testing.T) {
 				}
 				awaitLedger(t, h.seeds, want, 30*time.Second)
 			}
+			// The processor emits every command again (a replay): none is
+			// sent again, the waiting ones included.
+			for i := range n {
+				kafkatest.Produce(t, producer, record(t, command(i, 13, "cart-reminder")))
+			}
+			awaitCommitted(t, h.seeds, "microtrigger-sink", 30*time.Second)
 			if tc.eventsBefore {
 				h.emit(hook, ids, "processed", "delivered")
 			}
@@ -212,9 +218,9 @@ func total(t *testing.T, r *sdkmetric.ManualReader, name string) int64 {
 
 // TestUnknownOutcomeMovesWithItsPartition: a command waiting for its
 // outcome moves with its partition to a sink on an empty state directory
-// (a new node, after the first one left), which reads the events that
-// came while no one owned the partition, and settles it; the deadline it
-// keeps is the one recorded with the request.
+// (a new node, after the first one left) that starts after the deadline
+// recorded with the request; it reads the events that came while no one
+// owned the partition before deciding, and settles the command as sent.
 func TestUnknownOutcomeMovesWithItsPartition(t *testing.T) {
 	h := newHarness(t, 2, sendgridtest.Options{})
 	var mu sync.Mutex
@@ -248,6 +254,16 @@ func TestUnknownOutcomeMovesWithItsPartition(t *testing.T) {
 
 	h.clock.Advance(30 * time.Minute) // within the deadline
 	h.emit(hook, lost, "delivered")   // nobody owns the partitions now
+	// The next sink starts after the deadline: it reads what came in the
+	// meantime before it decides.
+	h.clock.Advance(90 * time.Minute)
+	// And the processor emits them all again (a replay): nothing is sent
+	// again, the waiting ones included.
+	var again []*kgo.Record
+	for _, r := range recs {
+		again = append(again, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value})
+	}
+	kafkatest.Produce(t, producer, again...)
 	delivered := newDeliveries()
 	h.start(sink.Config{StateDir: t.TempDir(), Transport: h.transport(nil), OnDelivered: delivered.add})
 	for _, id := range lost {
