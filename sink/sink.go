@@ -20,10 +20,13 @@ type Sink struct {
 	metrics *metrics
 	ready   atomic.Bool
 
-	mu       sync.Mutex
-	ledger   *ledger.Ledger
+	// outcomes is set before the group client exists, whose rebalance
+	// callbacks use it.
 	outcomes *outcomes
-	fatal    error // from a rebalance callback
+
+	mu     sync.Mutex
+	ledger *ledger.Ledger
+	fatal  error // from a rebalance callback or the outcomes reader
 	// opened is closed once ledger is set: the client, which the ledger
 	// needs as its producer, may join the group and call assigned first.
 	opened chan struct{}
@@ -52,8 +55,6 @@ func (s *Sink) Ready() bool { return s.ready.Load() }
 // deadline.
 func (s *Sink) Run(ctx context.Context) error {
 	c := &s.cfg
-	// The outcomes reader exists before the group client, whose
-	// rebalance callbacks use it.
 	out, err := newOutcomes(c)
 	if err != nil {
 		return err
@@ -85,7 +86,6 @@ func (s *Sink) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sink: kafka client: %w", err)
 	}
-	s.metrics.pending.Store(0)
 	defer cl.Close()
 	// Leaving the group (Close) needs the rebalance the poll loop blocks.
 	defer cl.AllowRebalance()

@@ -15,11 +15,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/segmentio/encoding/json"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -153,6 +153,14 @@ func (h *Handler) Ready() bool { return h.ready.Load() }
 // start, and goes on reading, so that an event published by any instance
 // is known to all. It returns nil when ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
+	err := h.run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (h *Handler) run(ctx context.Context) error {
 	topic := h.cfg.OutcomesTopic
 	adm := kadm.NewClient(h.cfg.Producer)
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -213,7 +221,12 @@ func (h *Handler) Run(ctx context.Context) error {
 		}
 	}
 	catchUp()
-	go h.expireLoop(ctx)
+	// The store is closed after Run returns: the expiry must be done.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ectx, stopExpiry := context.WithCancel(ctx)
+	defer stopExpiry()
+	wg.Go(func() { h.expireLoop(ectx) })
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
