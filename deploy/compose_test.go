@@ -238,7 +238,7 @@ func TestComposeTopics(t *testing.T) {
 	})
 	want := slices.Sorted(slices.Values([]string{
 		schema.TopicEvents, schema.TopicCommands, schema.TopicEventsDLQ,
-		schema.TopicCommandsDLQ, schema.TopicChangelog, schema.TopicSinkChangelog,
+		schema.TopicCommandsDLQ, schema.TopicChangelog, schema.TopicSinkChangelog, schema.TopicSinkOutcomes,
 	}))
 	if !slices.Equal(names, want) {
 		t.Fatalf("topics %v, want %v", names, want)
@@ -257,6 +257,11 @@ func TestComposeTopics(t *testing.T) {
 		if !slices.Contains(topics[changelog].configs, "cleanup.policy=compact") {
 			t.Errorf("%s is not compacted: %v", changelog, topics[changelog].configs)
 		}
+	}
+	// The webhook's records reach the sink owning their command by the
+	// key's partition: the same count as send-commands.
+	if o, c := topics[schema.TopicSinkOutcomes].partitions, topics[schema.TopicCommands].partitions; o != c {
+		t.Errorf("%s has %d partitions, %s %d: they are co-partitioned", schema.TopicSinkOutcomes, o, schema.TopicCommands, c)
 	}
 	for name, spec := range topics {
 		if name != schema.TopicChangelog && name != schema.TopicSinkChangelog && len(spec.configs) > 0 {

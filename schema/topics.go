@@ -9,4 +9,8 @@ const (
 	TopicCommandsDLQ   = "commands-dlq"  // commands the sink could not deliver
 	TopicChangelog     = "processor-changelog"
 	TopicSinkChangelog = "sink-changelog"
+	// SendGrid's events about our messages, as the webhook received them;
+	// key = user key, co-partitioned with send-commands, so the sink that
+	// owns a command's partition reads the events that settle it.
+	TopicSinkOutcomes = "sink-outcomes"
 )

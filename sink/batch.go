@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -32,7 +33,7 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 		items      []item
 		msgs       []render.Message
 		dead       []*kgo.Record
-		unknown    []ledger.Change // recorded Unknown once dead-lettered
+		unresolved []ledger.Change // outcome unknown: waiting for evidence
 		expired    []ledger.Change // recorded Expired once dead-lettered
 		expiredBy  = map[string]int64{}
 		duplicates int
@@ -62,19 +63,18 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 		}
 		if ok {
 			switch e.State {
-			case ledger.Sent, ledger.Unknown, ledger.Expired:
+			case ledger.Sent, ledger.Unknown, ledger.Expired, ledger.Unresolved:
 				duplicates++
 				c.Logger.Debug("duplicate command skipped", "command", cmd.ID, "state", e.State.String())
 				continue
 			case ledger.InFlight:
 				// A request carrying it was made and its answer never
-				// recorded: a run of the sink stopped mid-request.
-				c.Logger.Warn("command was in flight when a previous run stopped; not sending it again",
-					"command", cmd.ID, "since", e.At)
-				deadLetter(r, schema.ReasonOutcomeUnknown, fmt.Sprintf(
-					"outcome unknown: a request carrying this command was in flight since %s when the sink stopped; SendGrid may have accepted it, so it is not sent again",
-					schema.FormatTime(e.At)))
-				unknown = append(unknown, ledger.Change{Partition: r.Partition, ID: cmd.ID})
+				// recorded: a run of the sink stopped mid-request. Its
+				// deadline runs from that request, as if this run had
+				// made it.
+				c.Logger.Warn("command was in flight when a previous run stopped; waiting for SendGrid's events before deciding",
+					"command", cmd.ID, "since", e.At, "deadline", s.deadline(e.At))
+				unresolved = append(unresolved, s.unresolved(r, cmd.ID, e.At, noteStopped))
 				continue
 			}
 		}
@@ -106,7 +106,8 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 		delivered []schema.SendCommand
 	)
 	if len(msgs) > 0 {
-		results, derr = c.Transport.Deliver(ctx, msgs, &journal{s: s, partOf: partOf})
+		j := &journal{s: s, partOf: partOf, at: make(map[string]time.Time, len(msgs))}
+		results, derr = c.Transport.Deliver(ctx, msgs, j)
 		for i, res := range results {
 			it := &items[i]
 			switch res.Outcome {
@@ -117,36 +118,31 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 			case sendgrid.Exhausted:
 				deadLetter(it.rec, schema.ReasonRetriesExhausted, res.Message)
 			case sendgrid.Unknown:
-				deadLetter(it.rec, schema.ReasonOutcomeUnknown, res.Message)
-				unknown = append(unknown, ledger.Change{Partition: it.rec.Partition, ID: it.cmd.ID})
+				unresolved = append(unresolved, s.unresolved(it.rec, it.cmd.ID, j.attempted(it.cmd.ID), res.Message))
 			}
 		}
 	}
-	// Dead letters first, then the Unknown marks: a crash in between
-	// dead-letters the command again rather than never.
+	// Dead letters first, then the Expired marks: a crash in between
+	// dead-letters the command again rather than never. The Unresolved
+	// marks, recorded before the offsets are committed, carry the command
+	// on until evidence or its deadline settles it (see settle).
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if len(dead) > 0 {
-		if err := cl.ProduceSync(wctx, dead...).FirstErr(); err != nil {
-			return errors.Join(derr, fmt.Errorf("sink: write dead letters: %w", err))
-		}
-		for _, d := range dead {
-			reason := string(d.Headers[0].Value)
-			s.metrics.dlq.Add(ctx, 1, reasonAttr(reason))
-			s.metrics.send(ctx, reason, 1)
-		}
+	if err := s.writeDeadLetters(wctx, cl, dead); err != nil {
+		return errors.Join(derr, err)
 	}
-	if len(unknown) > 0 || len(expired) > 0 {
+	if len(unresolved) > 0 || len(expired) > 0 {
 		at := c.Now()
-		for i := range unknown {
-			unknown[i].Entry = &ledger.Entry{State: ledger.Unknown, At: at}
-		}
 		for i := range expired {
 			expired[i].Entry = &ledger.Entry{State: ledger.Expired, At: at}
 		}
-		if err := s.ledger.Record(wctx, append(unknown, expired...)...); err != nil {
+		if err := s.ledger.Record(wctx, append(unresolved, expired...)...); err != nil {
 			return errors.Join(derr, err)
 		}
+	}
+	if len(unresolved) > 0 {
+		c.Logger.Warn("outcome unknown: waiting for SendGrid's events before deciding",
+			"commands", len(unresolved), "deadline", unresolved[0].Entry.Deadline)
 	}
 	if len(expired) > 0 {
 		triggers := make([]string, 0, len(expiredBy))
@@ -170,6 +166,22 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 		}
 	}
 	return derr
+}
+
+// writeDeadLetters produces dead and counts them.
+func (s *Sink) writeDeadLetters(ctx context.Context, cl *kgo.Client, dead []*kgo.Record) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	if err := cl.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+		return fmt.Errorf("sink: write dead letters: %w", err)
+	}
+	for _, d := range dead {
+		reason := string(d.Headers[0].Value)
+		s.metrics.dlq.Add(ctx, 1, reasonAttr(reason))
+		s.metrics.send(ctx, reason, 1)
+	}
+	return nil
 }
 
 // deadLetter builds the commands-dlq record of r, and logs it.
@@ -205,11 +217,21 @@ func (s *Sink) deadLetterRecord(r *kgo.Record, reason schema.Reason, msg string)
 }
 
 // journal records every attempt in the ledger: InFlight before, Sent or
-// cleared after. An unknown outcome stays InFlight until its dead letter is
-// written.
+// cleared after. An unknown outcome stays InFlight until process records
+// it Unresolved.
 type journal struct {
 	s      *Sink
 	partOf map[string]int32
+
+	mu sync.Mutex // Deliver attempts requests concurrently
+	at map[string]time.Time
+}
+
+// attempted returns when the last attempt carrying a command began.
+func (j *journal) attempted(id string) time.Time {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.at[id]
 }
 
 func (j *journal) changes(msgs []render.Message, e *ledger.Entry) []ledger.Change {
@@ -221,7 +243,13 @@ func (j *journal) changes(msgs []render.Message, e *ledger.Entry) []ledger.Chang
 }
 
 func (j *journal) Attempt(ctx context.Context, msgs []render.Message) error {
-	return j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.InFlight, At: j.s.cfg.Now()})...)
+	now := j.s.cfg.Now()
+	j.mu.Lock()
+	for _, m := range msgs {
+		j.at[m.CommandID] = now
+	}
+	j.mu.Unlock()
+	return j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.InFlight, At: now})...)
 }
 
 func (j *journal) Settle(ctx context.Context, msgs []render.Message, st sendgrid.Settlement) error {

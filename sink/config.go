@@ -18,7 +18,11 @@ type Topics struct {
 	Commands    string // default schema.TopicCommands
 	CommandsDLQ string // default schema.TopicCommandsDLQ
 	Changelog   string // the ledger's; default schema.TopicSinkChangelog
+	Outcomes    string // the webhook's; default schema.TopicSinkOutcomes
 }
+
+// DefaultUnknownDeadline is Config.UnknownDeadline's default.
+const DefaultUnknownDeadline = time.Hour
 
 // Config configures a Sink. New fills the zero fields with the documented
 // defaults, on a copy.
@@ -43,6 +47,17 @@ type Config struct {
 	// ExpireEvery is how often expired ledger entries are removed.
 	// Default 1 hour.
 	ExpireEvery time.Duration
+	// UnknownDeadline is how long after a request whose answer never came
+	// (a cut connection, a timeout, a crash mid-request) the sink waits for
+	// a SendGrid event in Topics.Outcomes proving that the request's
+	// commands were accepted (then they are recorded as sent); past it,
+	// the commands without one are dead-lettered as outcome_unknown, never
+	// sent again. Default DefaultUnknownDeadline; negative: no wait.
+	UnknownDeadline time.Duration
+	// CheckEvery is how often, at the least, the delivery loop wakes to
+	// read outcomes and check deadlines while no command arrives. Default
+	// 1 s.
+	CheckEvery time.Duration
 	// Now is the sink's wall clock: the ledger's timestamps, and what a
 	// command's expires_at is held to (a command read after it is
 	// dead-lettered as expired, unsent). Default time.Now.
@@ -69,6 +84,15 @@ func (c *Config) withDefaults() {
 	}
 	if c.Topics.Changelog == "" {
 		c.Topics.Changelog = schema.TopicSinkChangelog
+	}
+	if c.Topics.Outcomes == "" {
+		c.Topics.Outcomes = schema.TopicSinkOutcomes
+	}
+	if c.UnknownDeadline == 0 {
+		c.UnknownDeadline = DefaultUnknownDeadline
+	}
+	if c.CheckEvery <= 0 {
+		c.CheckEvery = time.Second
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 1000
@@ -102,8 +126,11 @@ func (c *Config) Validate() error {
 	if c.Transport == nil {
 		errs = append(errs, fmt.Errorf("sink: no transport"))
 	}
-	if c.Topics.Changelog == c.Topics.Commands || c.Topics.CommandsDLQ == c.Topics.Commands {
-		errs = append(errs, fmt.Errorf("sink: the dead-letter and changelog topics must differ from %s", c.Topics.Commands))
+	if c.Topics.Changelog == c.Topics.Commands || c.Topics.CommandsDLQ == c.Topics.Commands || c.Topics.Outcomes == c.Topics.Commands {
+		errs = append(errs, fmt.Errorf("sink: the dead-letter, changelog and outcomes topics must differ from %s", c.Topics.Commands))
+	}
+	if c.Topics.Outcomes == c.Topics.Changelog {
+		errs = append(errs, fmt.Errorf("sink: the outcomes topic must differ from the changelog %s", c.Topics.Changelog))
 	}
 	return errors.Join(errs...)
 }

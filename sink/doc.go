@@ -9,7 +9,9 @@
 //
 //	send-commands ─▶ Sink.Run ─▶ sink/ledger (InFlight) ─▶ Transport ─▶ SendGrid v3 / console / .eml files
 //	                      │                                  │
-//	                      │          sink/ledger (Sent) ◀────┘
+//	                      │   sink/ledger (Sent, or Unresolved when no answer came)
+//	                      │                                  ▲
+//	sink-outcomes ────────┤   (SendGrid's events, from sink/webhook: Unresolved → Sent)
 //	                      └─▶ commands-dlq (bad_command, expired, unknown_template, rejected,
 //	                                        retries_exhausted, outcome_unknown)
 //
@@ -29,7 +31,8 @@
 // commands when they are due, not before.
 //
 // SendGrid's event webhook is served by sink/webhook, which publishes back
-// into events; it runs beside the Sink, not inside it.
+// into events and into sink-outcomes; it runs beside the Sink, not inside
+// it, on any instance.
 //
 // # Delivery guarantee
 //
@@ -38,13 +41,30 @@
 // delivered or dead-lettered with a reason, none silently lost. Before each
 // request the ledger durably marks its commands InFlight; after the answer
 // it marks them Sent (or clears the mark, when SendGrid accepted nothing and
-// the request is retried or dead-lettered). SendGrid has no idempotency key,
-// so a request whose answer never came (a connection cut or a timeout after
-// the request was written, or a crash of the sink mid-request) is the one
-// ambiguous case: its commands are dead-lettered as outcome_unknown and
-// never sent again. That is at-most-once for the ambiguous window and
-// exactly-once everywhere else.
+// the request is retried or dead-lettered).
 //
+// SendGrid has no idempotency key, so a request whose answer never came (a
+// connection cut or a timeout after the request was written, or a crash of
+// the sink mid-request, found as an InFlight entry when the command is
+// read again) is ambiguous. Its commands are never sent again: the ledger
+// records them Unresolved, with the command's record and a deadline
+// (Config.UnknownDeadline after the request, recorded once, so a restart
+// or a move of the partition keeps it), and the offsets move on. SendGrid
+// posts events only for messages it accepted, each carrying the command_id
+// custom argument, so any event about the command in sink-outcomes
+// (processed, deferred, delivered, bounce, dropped, open, click…) settles
+// it as Sent. At the deadline, with no such event, it is dead-lettered as
+// outcome_unknown: the sink does not resend, since an event can be late
+// or never configured, and a resend would then be a second email.
+//
+// sink-outcomes is co-partitioned with send-commands (keyed by the user
+// key), so the sink owning partition N reads partition N, whichever
+// instance received the webhook request: from a little before the oldest
+// command waiting in the partition when it is assigned, so evidence that
+// came while no one owned it is read too. Deadlines of a partition are
+// decided only once that reading has caught up. All of it runs on the
+// delivery loop between polls, which wakes at least every
+// Config.CheckEvery.
 // The package does not decide whom to email (the processor does) and does
 // not wrap franz-go: Config.Kafka passes kgo options straight through.
 package sink

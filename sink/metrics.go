@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -23,7 +24,17 @@ type metrics struct {
 	ledgerExpired metric.Int64Counter
 	expired       metric.Int64Counter
 	assigned      metric.Int64UpDownCounter
+	unknown       metric.Int64Counter
+	late          metric.Int64Counter
+	pending       atomic.Int64 // observed by microtrigger_sink_unknown_pending
 }
+
+// How unknown outcomes are settled: the labels of
+// microtrigger_sink_unknown_outcomes_total.
+var (
+	byWebhook  = metric.WithAttributes(attribute.String("by", "webhook"), attribute.String("decision", "sent"))
+	byDeadline = metric.WithAttributes(attribute.String("by", "deadline"), attribute.String("decision", "dead_letter"))
+)
 
 func newMetrics(mp metric.MeterProvider) *metrics {
 	m := mp.Meter("github.com/microtrigger/microtrigger/sink")
@@ -40,6 +51,16 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Send-commands read after their expires_at and dead-lettered unsent, by trigger."))
 	x.assigned, _ = m.Int64UpDownCounter("microtrigger_sink_assigned_partitions",
 		metric.WithDescription("send-commands partitions owned by this instance."))
+	x.unknown, _ = m.Int64Counter("microtrigger_sink_unknown_outcomes_total",
+		metric.WithDescription("Commands of requests whose answer never came, settled: by webhook (a SendGrid event proved them accepted; decision sent) or by deadline (none came in time; decision dead_letter)."))
+	x.late, _ = m.Int64Counter("microtrigger_sink_unknown_late_evidence_total",
+		metric.WithDescription("Commands dead-lettered as outcome_unknown that a SendGrid event proved accepted afterwards: the deadline is shorter than the webhook's delay."))
+	_, _ = m.Int64ObservableGauge("microtrigger_sink_unknown_pending",
+		metric.WithDescription("Commands of requests whose answer never came, waiting for a SendGrid event or their deadline."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(x.pending.Load())
+			return nil
+		}))
 	return &x
 }
 

@@ -20,9 +20,13 @@ type Sink struct {
 	metrics *metrics
 	ready   atomic.Bool
 
+	// outcomes is set before the group client exists, whose rebalance
+	// callbacks use it.
+	outcomes *outcomes
+
 	mu     sync.Mutex
 	ledger *ledger.Ledger
-	fatal  error // from a rebalance callback
+	fatal  error // from a rebalance callback or the outcomes reader
 	// opened is closed once ledger is set: the client, which the ledger
 	// needs as its producer, may join the group and call assigned first.
 	opened chan struct{}
@@ -44,10 +48,28 @@ func (s *Sink) Ready() bool { return s.ready.Load() }
 // Run consumes and delivers until ctx ends (it then returns nil) or a
 // failure stops it: Kafka unreachable, the ledger's changelog not
 // writable, SendGrid refusing the credentials. Offsets are committed only
-// after every record of a poll is settled, so a failure never skips a
-// command.
+// after every record of a poll is settled (delivered, dead-lettered, or
+// recorded in the ledger as waiting for its outcome), so a failure never
+// skips a command. Between polls it settles the commands whose outcome
+// was unknown: from the evidence read in Topics.Outcomes, or at their
+// deadline.
 func (s *Sink) Run(ctx context.Context) error {
 	c := &s.cfg
+	out, err := newOutcomes(c)
+	if err != nil {
+		return err
+	}
+	defer out.close()
+	s.outcomes = out
+	octx, stopOutcomes := context.WithCancel(ctx)
+	outDone := make(chan struct{})
+	go func() {
+		defer close(outDone)
+		if err := out.run(octx); err != nil {
+			s.setFatal(err)
+		}
+	}()
+	defer func() { stopOutcomes(); <-outDone }()
 	opts := append(append([]kgo.Opt{}, c.Kafka...),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Commands),
@@ -84,7 +106,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	c.Logger.Info("sink started", "group", c.Group, "topic", c.Topics.Commands)
 	lastExpire := c.Now()
 	for {
-		fs := cl.PollRecords(ctx, c.MaxBatch)
+		fs := s.poll(ctx, cl, out)
 		if err := s.fatalErr(); err != nil {
 			return err
 		}
@@ -112,6 +134,9 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 			s.metrics.batch.Record(ctx, time.Since(start).Seconds())
 		}
+		if err := s.settle(ctx, cl); err != nil {
+			return err
+		}
 		if now := c.Now(); now.Sub(lastExpire) >= c.ExpireEvery {
 			lastExpire = now
 			n, err := led.Expire(ctx, now.Add(-c.LedgerRetention))
@@ -122,6 +147,28 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// poll waits for send-commands records, at most CheckEvery, or until
+// evidence arrives in sink-outcomes: unknown outcomes are settled between
+// polls.
+func (s *Sink) poll(ctx context.Context, cl *kgo.Client, out *outcomes) kgo.Fetches {
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTimer(s.cfg.CheckEvery)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-out.wake:
+		case <-done:
+		}
+		cancel()
+	}()
+	fs := cl.PollRecords(pctx, s.cfg.MaxBatch)
+	close(done)
+	cancel()
+	return fs
 }
 
 func fetchErr(fs kgo.Fetches) error {
@@ -136,16 +183,19 @@ func fetchErr(fs kgo.Fetches) error {
 }
 
 // checkTopics makes sure the changelog has a partition for every
-// send-commands partition: the ledger of partition N lives in changelog
-// partition N.
+// send-commands partition (the ledger of partition N lives in changelog
+// partition N) and that the outcomes topic has as many partitions as
+// send-commands (the webhook's records reach the partition number of
+// their command by the key's hash).
 func (s *Sink) checkTopics(ctx context.Context, cl *kgo.Client) error {
 	c := &s.cfg
-	md, err := kadm.NewClient(cl).ListTopics(ctx, c.Topics.Commands, c.Topics.Changelog)
+	md, err := kadm.NewClient(cl).ListTopics(ctx, c.Topics.Commands, c.Topics.Changelog, c.Topics.Outcomes)
 	if err != nil {
 		return fmt.Errorf("sink: list topics: %w", err)
 	}
 	cmds, ok1 := md[c.Topics.Commands]
 	chl, ok2 := md[c.Topics.Changelog]
+	outs, ok3 := md[c.Topics.Outcomes]
 	switch {
 	case !ok1 || cmds.Err != nil:
 		return fmt.Errorf("sink: topic %s is missing", c.Topics.Commands)
@@ -153,6 +203,11 @@ func (s *Sink) checkTopics(ctx context.Context, cl *kgo.Client) error {
 		return fmt.Errorf("sink: changelog topic %s is missing (create it compacted, with %d partitions)", c.Topics.Changelog, len(cmds.Partitions))
 	case len(chl.Partitions) < len(cmds.Partitions):
 		return fmt.Errorf("sink: changelog %s has %d partitions, fewer than the %d of %s", c.Topics.Changelog, len(chl.Partitions), len(cmds.Partitions), c.Topics.Commands)
+	case !ok3 || outs.Err != nil:
+		return fmt.Errorf("sink: topic %s is missing (create it with %d partitions, as %s)", c.Topics.Outcomes, len(cmds.Partitions), c.Topics.Commands)
+	case len(outs.Partitions) != len(cmds.Partitions):
+		return fmt.Errorf("sink: %s has %d partitions and %s %d: they must be equal, for the webhook's records to reach the sink owning their command",
+			c.Topics.Outcomes, len(outs.Partitions), c.Topics.Commands, len(cmds.Partitions))
 	}
 	return nil
 }
@@ -193,6 +248,27 @@ func (s *Sink) assigned(ctx context.Context, _ *kgo.Client, m map[string][]int32
 		}
 		return
 	}
+	// Evidence for what a previous owner left waiting may have arrived
+	// while no one read it: read from before the oldest such command.
+	since := s.cfg.Now()
+	for _, p := range parts {
+		pend, err := s.ledger.Pending(p)
+		if err != nil {
+			s.setFatal(err)
+			return
+		}
+		for _, pe := range pend {
+			if pe.At.Before(since) {
+				since = pe.At
+			}
+		}
+	}
+	if err := s.outcomes.assign(ctx, parts, since.Add(-outcomesLookback)); err != nil {
+		if ctx.Err() == nil {
+			s.setFatal(err)
+		}
+		return
+	}
 	s.metrics.assigned.Add(ctx, int64(len(parts)))
 	s.cfg.Logger.Info("partitions assigned", "partitions", parts, "restore", time.Since(start).Round(time.Millisecond))
 	// Ready as soon as the ledger of what it owns is restored, not when the
@@ -213,6 +289,7 @@ func (s *Sink) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int32)
 	default:
 		return // no ledger yet: nothing was opened
 	}
+	s.outcomes.revoke(parts)
 	if err := s.ledger.Revoke(parts); err != nil {
 		s.cfg.Logger.Warn("close ledger partitions", "partitions", parts, "err", err)
 	}

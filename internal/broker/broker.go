@@ -20,7 +20,8 @@ import (
 type Options struct {
 	// Port to listen on (127.0.0.1 only); 0 picks a free one.
 	Port int
-	// Partitions of events, send-commands and the changelogs. Default 12.
+	// Partitions of events, send-commands, the changelogs and sink-outcomes.
+	// Default 12.
 	Partitions int32
 	// DataDir persists records and group offsets across restarts; empty
 	// keeps everything in memory.
@@ -31,7 +32,7 @@ type Options struct {
 
 // Topics names the topics to create.
 type Topics struct {
-	Events, Commands, EventsDLQ, CommandsDLQ, Changelog, SinkChangelog string
+	Events, Commands, EventsDLQ, CommandsDLQ, Changelog, SinkChangelog, SinkOutcomes string
 }
 
 // DefaultTopics returns the contract's topic names.
@@ -43,6 +44,7 @@ func DefaultTopics() Topics {
 		CommandsDLQ:   schema.TopicCommandsDLQ,
 		Changelog:     schema.TopicChangelog,
 		SinkChangelog: schema.TopicSinkChangelog,
+		SinkOutcomes:  schema.TopicSinkOutcomes,
 	}
 }
 
@@ -51,6 +53,7 @@ func (t Topics) withDefaults() Topics {
 	for _, f := range []struct{ v, def *string }{
 		{&t.Events, &d.Events}, {&t.Commands, &d.Commands}, {&t.EventsDLQ, &d.EventsDLQ},
 		{&t.CommandsDLQ, &d.CommandsDLQ}, {&t.Changelog, &d.Changelog}, {&t.SinkChangelog, &d.SinkChangelog},
+		{&t.SinkOutcomes, &d.SinkOutcomes},
 	} {
 		if *f.v == "" {
 			*f.v = *f.def
@@ -91,6 +94,7 @@ func Start(o Options) (*kfake.Cluster, error) {
 		{t.CommandsDLQ, 3, keep},
 		{t.Changelog, o.Partitions, compact},
 		{t.SinkChangelog, o.Partitions, compact},
+		{t.SinkOutcomes, o.Partitions, keep},
 	} {
 		if c.TopicInfo(tp.name) != nil {
 			continue // reloaded from DataDir

@@ -23,7 +23,7 @@ func registerBroker(app *kingpin.Application, e *env) {
 		defer c.Close()
 		addr := broker.Addr(c)
 		fmt.Fprintf(e.stdout, "embedded broker listening on %s\n", addr)
-		fmt.Fprintf(e.stdout, "topics: events, send-commands, events-dlq, commands-dlq, processor-changelog, sink-changelog\n")
+		fmt.Fprintf(e.stdout, "topics: events, send-commands, events-dlq, commands-dlq, processor-changelog, sink-changelog, sink-outcomes\n")
 		fmt.Fprintf(e.stdout, "try:    kcat -b %s -L\n", addr)
 		fmt.Fprintf(e.stdout, "        kcat -b %s -P -t events -K '|' -X partitioner=murmur2_random\n", addr)
 		<-ctx.Done()

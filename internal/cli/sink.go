@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -39,11 +40,13 @@ type sinkFlags struct {
 	sgKeyFile   string
 	sg          sendgrid.Config
 	sgTimeout   time.Duration
+	sgUnknown   time.Duration
 	eventsTopic string
 	hookListen  string
 	hookKeyFile string
 	hookMaxAge  time.Duration
 	hookMaxBody int64
+	hookWindow  time.Duration
 	metricsAddr string
 }
 
@@ -68,15 +71,19 @@ func registerSink(app *kingpin.Application, e *env) {
 	cmd.Flag("sendgrid.max-attempts", "Attempts per request before its messages are dead-lettered (retries_exhausted).").Default("8").IntVar(&f.sg.MaxAttempts)
 	cmd.Flag("sendgrid.retry-budget", "Longest time spent retrying one request.").Default("15m").DurationVar(&f.sg.RetryBudget)
 	cmd.Flag("sendgrid.timeout", "Timeout of one request.").Default("30s").DurationVar(&f.sgTimeout)
+	cmd.Flag("sendgrid.unknown-deadline", "How long after a request whose answer never came to wait for SendGrid's events proving its emails accepted; then they are dead-lettered as outcome_unknown, never sent again (0: at once).").
+		Default(sink.DefaultUnknownDeadline.String()).DurationVar(&f.sgUnknown)
 	cmd.Flag("ledger.retention", "How long a sent command id is remembered.").Default("720h").DurationVar(&f.cfg.LedgerRetention)
 	cmd.Flag("topic.commands", "Input topic.").Default(schema.TopicCommands).StringVar(&f.cfg.Topics.Commands)
 	cmd.Flag("topic.commands-dlq", "Dead-letter topic for undeliverable commands.").Default(schema.TopicCommandsDLQ).StringVar(&f.cfg.Topics.CommandsDLQ)
 	cmd.Flag("topic.changelog", "The ledger's compacted changelog, co-partitioned with send-commands.").Default(schema.TopicSinkChangelog).StringVar(&f.cfg.Topics.Changelog)
 	cmd.Flag("topic.events", "Topic the webhook publishes into.").Default(schema.TopicEvents).StringVar(&f.eventsTopic)
+	cmd.Flag("topic.outcomes", "SendGrid's events about the sink's emails, from the webhook to the sink owning each; as many partitions as send-commands.").Default(schema.TopicSinkOutcomes).StringVar(&f.cfg.Topics.Outcomes)
 	cmd.Flag("webhook.listen", "Address serving SendGrid's event webhook at /sendgrid/events (empty: none).").StringVar(&f.hookListen)
 	cmd.Flag("webhook.public-key-file", "SendGrid's webhook verification key (PEM, or the base64 string of its settings page).").StringVar(&f.hookKeyFile)
 	cmd.Flag("webhook.max-age", "Refuse webhook requests whose timestamp is further from now than this.").Default("10m").DurationVar(&f.hookMaxAge)
 	cmd.Flag("webhook.max-body", "Largest webhook body in bytes.").Default("8388608").Int64Var(&f.hookMaxBody)
+	cmd.Flag("webhook.dedupe-window", "How long a published SendGrid event id is remembered, so that a redelivery is not published again.").Default("25h").DurationVar(&f.hookWindow)
 	cmd.Flag("metrics.listen", "Address serving /metrics, /healthz and /readyz (empty: none).").Default(":9465").StringVar(&f.metricsAddr)
 	cmd.Action(e.selects(func(ctx context.Context) error { return e.sink(ctx, &f) }))
 }
@@ -106,13 +113,24 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	cfg.Transport = transport
 	cfg.Logger = logger
 	cfg.Meter = tel.MeterProvider()
+	cfg.UnknownDeadline = f.sgUnknown
+	if f.sgUnknown <= 0 {
+		cfg.UnknownDeadline = -1 // dead-letter at once
+	}
 	s, err := sink.New(cfg)
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.Run(gctx) })
-	g.Go(func() error { return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(s.Ready)) })
+	if f.transport == "sendgrid" && f.hookListen == "" {
+		// Another process may serve the webhook into the same topics;
+		// if none does, the deadline decides every unknown outcome.
+		logger.Warn("no webhook here (--webhook.listen): unless another instance serves SendGrid's event webhook, a request whose answer never came cannot be settled by SendGrid's events; its emails are dead-lettered as outcome_unknown, never sent again, after --sendgrid.unknown-deadline",
+			"unknown_deadline", f.sgUnknown)
+	}
+	var (
+		hook   *webhook.Handler
+		hookLn net.Listener
+	)
 	if f.hookListen != "" {
 		keyPEM, err := os.ReadFile(f.hookKeyFile)
 		if err != nil {
@@ -127,22 +145,32 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 			return err
 		}
 		defer producer.Close()
-		h, err := webhook.New(webhook.Config{
-			PublicKey: pub, Producer: producer, Topic: f.eventsTopic, MaxAge: f.hookMaxAge, MaxBody: f.hookMaxBody,
+		hook, err = webhook.New(webhook.Config{
+			PublicKey: pub, Producer: producer, Kafka: kopts, Dir: filepath.Join(f.cfg.StateDir, "webhook"),
+			Topic: f.eventsTopic, OutcomesTopic: f.cfg.Topics.Outcomes,
+			MaxAge: f.hookMaxAge, MaxBody: f.hookMaxBody, DedupeWindow: f.hookWindow,
 			Logger: logger, Meter: tel.MeterProvider(),
 		})
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", f.hookListen)
-		if err != nil {
+		defer hook.Close() // after g.Wait: nothing reads the store then
+		if hookLn, err = net.Listen("tcp", f.hookListen); err != nil {
 			return fmt.Errorf("listen for the webhook on %s: %w", f.hookListen, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/sendgrid/events", h)
-		logger.Info("webhook listening", "addr", ln.Addr().String(), "path", "/sendgrid/events")
-		g.Go(func() error { return telemetry.ServeListener(gctx, ln, mux) })
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(gctx) })
+	ready := s.Ready
+	if hook != nil {
+		ready = func() bool { return s.Ready() && hook.Ready() }
+		mux := http.NewServeMux()
+		mux.Handle("/sendgrid/events", hook)
+		logger.Info("webhook listening", "addr", hookLn.Addr().String(), "path", "/sendgrid/events")
+		g.Go(func() error { return hook.Run(gctx) })
+		g.Go(func() error { return telemetry.ServeListener(gctx, hookLn, mux) })
+	}
+	g.Go(func() error { return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(ready)) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil

@@ -125,26 +125,37 @@ func TestSinkCommand(t *testing.T) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	d := sha256.Sum256(append([]byte(ts), body...))
 	sig, _ := ecdsa.SignASN1(rand.Reader, priv, d[:])
-	var resp *http.Response
-	for {
-		r, _ := http.NewRequest(http.MethodPost, "http://"+hook+"/sendgrid/events", bytes.NewReader(body))
-		r.Header.Set(webhook.HeaderTimestamp, ts)
-		r.Header.Set(webhook.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
-		var err error
-		if resp, err = http.DefaultClient.Do(r); err == nil {
-			break
-		}
-		select { // the webhook listener may not be up yet
-		case <-actx.Done():
-			t.Fatal(err)
-		case <-time.After(20 * time.Millisecond):
+	post := func() {
+		for {
+			r, _ := http.NewRequest(http.MethodPost, "http://"+hook+"/sendgrid/events", bytes.NewReader(body))
+			r.Header.Set(webhook.HeaderTimestamp, ts)
+			r.Header.Set(webhook.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+			resp, err := http.DefaultClient.Do(r)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			select { // the webhook listener may not be up yet, nor its dedupe store restored (503)
+			case <-actx.Done():
+				t.Fatal(err)
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook status %d", resp.StatusCode)
+	post()
+	post() // SendGrid posts it again: published once
+	// The outcome of the event is recorded for the sink, after the event.
+	kafkatest.Await(t, seeds, schema.TopicSinkOutcomes, 1, 10*time.Second)
+	if n := len(kafkatest.ReadAll(t, seeds, schema.TopicSinkOutcomes)); n != 1 {
+		t.Errorf("%d outcomes, want 1", n)
 	}
-	recs := kafkatest.Await(t, seeds, schema.TopicEvents, 1, 10*time.Second)
+	recs := kafkatest.ReadAll(t, seeds, schema.TopicEvents)
+	if len(recs) != 1 {
+		t.Fatalf("%d events published, want 1", len(recs))
+	}
 	ev, err := schema.DecodeEvent(recs[0].Value)
 	if err != nil || ev.Event != "Unsubscribed" || ev.UserID != "user-3" || string(recs[0].Key) != "user-3" {
 		t.Fatalf("event %+v %v", ev, err)
@@ -154,6 +165,9 @@ func TestSinkCommand(t *testing.T) {
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
+	if strings.Contains(stderr.String(), "no webhook here") {
+		t.Errorf("warned of a missing webhook while serving one:\n%s", stderr.String())
+	}
 	for _, s := range []string{stdout.String(), stderr.String()} {
 		if strings.Contains(s, key) || strings.Contains(s, "never-printed") {
 			t.Fatal("the API key was printed")
@@ -161,5 +175,40 @@ func TestSinkCommand(t *testing.T) {
 		if strings.Contains(s, "user-3@example.com") {
 			t.Fatal("an address was printed")
 		}
+	}
+}
+
+// TestSinkWarnsWithoutWebhook: a SendGrid sink without the webhook says at
+// start what becomes of requests whose answer never came.
+func TestSinkWarnsWithoutWebhook(t *testing.T) {
+	t.Setenv(envSendGridKey, "SG.cli-test.never-printed")
+	cluster, _ := kafkatest.Cluster(t, 2)
+	srv := sendgridtest.New(t, sendgridtest.Options{APIKey: "SG.cli-test.never-printed"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"sink", "--brokers", cluster.ListenAddrs()[0], "--state-dir", t.TempDir(),
+			"--transport", "sendgrid", "--sendgrid.templates", "../../testdata/templates/sendgrid.yaml",
+			"--sendgrid.url", srv.URL, "--sendgrid.unknown-deadline", "10m", "--metrics.listen", ""},
+			&stdout, &stderr, assets())
+	}()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(stderr.String(), "sink started") {
+		select {
+		case <-deadline:
+			t.Fatalf("the sink did not start:\n%s", stderr.String())
+		case <-tick.C:
+		}
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	if out := stderr.String(); !strings.Contains(out, "no webhook here") || !strings.Contains(out, "unknown_deadline=10m0s") {
+		t.Fatalf("no warning of the missing webhook:\n%s", out)
 	}
 }

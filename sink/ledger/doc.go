@@ -16,6 +16,11 @@
 //     command found InFlight by a later run was in a request whose answer
 //     was never recorded: the provider may have accepted it.
 //   - Sent: the provider accepted it. Never sent again.
+//   - Unresolved: a request carrying it got no answer. Never sent again;
+//     the entry keeps the command's record, why the outcome is unknown and
+//     until when the sink waits for SendGrid's events before
+//     dead-lettering it, so that a restart or a move of the partition
+//     keeps the same deadline.
 //   - Unknown: its outcome could not be known and it was dead-lettered.
 //     Never sent again.
 //   - Expired: it was read after its expires_at and dead-lettered unsent.
@@ -23,7 +28,10 @@
 //     cannot send what that one refused.
 //
 // No entry means not sent. Entries expire after a retention period
-// (tombstones in the changelog) so the ledger stays bounded.
+// (tombstones in the changelog) so the ledger stays bounded; InFlight and
+// Unresolved ones are kept until they are settled. Those two are also
+// indexed in the store ([Ledger.Pending]), so the sink finds them without
+// a scan.
 //
 // The package decides nothing: the sink's delivery loop reads and writes
 // it. It does not send mail or consume send-commands.

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,10 +29,11 @@ type State byte
 
 // States of an entry; see the package documentation.
 const (
-	InFlight State = 1
-	Sent     State = 2
-	Unknown  State = 3
-	Expired  State = 4
+	InFlight   State = 1
+	Sent       State = 2
+	Unknown    State = 3
+	Expired    State = 4
+	Unresolved State = 5
 )
 
 func (s State) String() string {
@@ -43,6 +46,8 @@ func (s State) String() string {
 		return "unknown"
 	case Expired:
 		return "expired"
+	case Unresolved:
+		return "unresolved"
 	}
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }
@@ -50,8 +55,35 @@ func (s State) String() string {
 // Entry is the ledger's record of one command.
 type Entry struct {
 	State State
-	At    time.Time // when the state was recorded
+	// At is when the state was recorded; for Unresolved, when the request
+	// whose answer never came was made.
+	At time.Time
+	// Deadline, Note and Source are set for Unresolved entries only:
+	// until when the sink waits for evidence, why the outcome is unknown
+	// (a sentence for the dead letter), and the command's record, so that
+	// it can be dead-lettered once its send-commands offset is committed.
+	Deadline time.Time
+	Note     string
+	Source   *Source
 }
+
+// Source is the send-commands record of an Unresolved command; its
+// partition is the entry's.
+type Source struct {
+	Offset     int64
+	Key, Value []byte
+}
+
+// Pending is an entry still waiting for an outcome: InFlight (a request
+// carrying it may be on its way, or was when a run stopped) or Unresolved.
+type Pending struct {
+	ID       string
+	State    State
+	At       time.Time
+	Deadline time.Time // Unresolved only
+}
+
+func pendingState(s State) bool { return s == InFlight || s == Unresolved }
 
 // Change sets (or, with a nil Entry, removes) the entry of a command.
 type Change struct {
@@ -91,8 +123,11 @@ type Ledger struct {
 type partition struct {
 	id   int32
 	db   *pebble.DB
-	mu   sync.Mutex // orders offset updates
+	mu   sync.Mutex // orders offset updates; guards pending
 	next int64      // next changelog offset to read
+	// pending mirrors the store's pending index: the few entries InFlight
+	// or Unresolved, without scanning the ledger for them.
+	pending map[string]Pending
 }
 
 // New returns a ledger with no partition open.
@@ -112,32 +147,112 @@ func New(cfg Config) (*Ledger, error) {
 	return &Ledger{cfg: cfg, parts: map[int32]*partition{}}, nil
 }
 
-// Key layout: 'c' + command id → entry; 'm' + "offset" → next changelog
-// offset (8 bytes big endian).
+// Key layout: 'c' + command id → entry; 'p' + command id → the pending
+// index, for InFlight and Unresolved entries only (state, at, deadline);
+// 'm' + "offset" → next changelog offset (8 bytes big endian).
 const (
 	prefixCommand = 'c'
 	prefixMeta    = 'm'
+	prefixPending = 'p'
 )
 
 func metaOffset() []byte { return []byte{prefixMeta, 'o', 'f', 'f', 's', 'e', 't'} }
 
 func commandKey(id string) []byte { return append([]byte{prefixCommand}, id...) }
 
+func pendingKey(id string) []byte { return append([]byte{prefixPending}, id...) }
+
+func encodePending(p Pending) []byte {
+	b := make([]byte, 17)
+	b[0] = byte(p.State)
+	binary.BigEndian.PutUint64(b[1:], uint64(p.At.UnixMilli()))
+	binary.BigEndian.PutUint64(b[9:], uint64(unixMilli(p.Deadline)))
+	return b
+}
+
+func decodePending(id string, b []byte) (Pending, error) {
+	if len(b) != 17 || !pendingState(State(b[0])) {
+		return Pending{}, fmt.Errorf("ledger: corrupt pending index entry %x", b)
+	}
+	return Pending{ID: id, State: State(b[0]), At: atMilli(b[1:]), Deadline: fromMilli(b[9:])}, nil
+}
+
+// unixMilli is t in unix milliseconds, 0 for the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func atMilli(b []byte) time.Time { return time.UnixMilli(int64(binary.BigEndian.Uint64(b))).UTC() }
+
+// fromMilli decodes unixMilli's output.
+func fromMilli(b []byte) time.Time {
+	ms := int64(binary.BigEndian.Uint64(b))
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
 // EncodeEntry is the changelog and store encoding of an entry: the state
-// byte, then the time in unix milliseconds (8 bytes, big endian).
+// byte, then the time in unix milliseconds (8 bytes, big endian). An
+// Unresolved entry goes on with its deadline (8 bytes), its source offset
+// (8 bytes), then its note and source key, each preceded by its length
+// (uvarint), and the source value to the end.
 func EncodeEntry(e Entry) []byte {
-	b := make([]byte, 9)
+	if e.State != Unresolved {
+		b := make([]byte, 9)
+		b[0] = byte(e.State)
+		binary.BigEndian.PutUint64(b[1:], uint64(e.At.UnixMilli()))
+		return b
+	}
+	var src Source
+	if e.Source != nil {
+		src = *e.Source
+	}
+	b := make([]byte, 25, 25+2*binary.MaxVarintLen64+len(e.Note)+len(src.Key)+len(src.Value))
 	b[0] = byte(e.State)
 	binary.BigEndian.PutUint64(b[1:], uint64(e.At.UnixMilli()))
-	return b
+	binary.BigEndian.PutUint64(b[9:], uint64(unixMilli(e.Deadline)))
+	binary.BigEndian.PutUint64(b[17:], uint64(src.Offset))
+	b = binary.AppendUvarint(b, uint64(len(e.Note)))
+	b = append(b, e.Note...)
+	b = binary.AppendUvarint(b, uint64(len(src.Key)))
+	b = append(b, src.Key...)
+	return append(b, src.Value...)
 }
 
 // DecodeEntry decodes EncodeEntry's output.
 func DecodeEntry(b []byte) (Entry, error) {
-	if len(b) != 9 || b[0] < byte(InFlight) || b[0] > byte(Expired) {
-		return Entry{}, fmt.Errorf("ledger: corrupt entry %x", b)
+	if len(b) == 9 && b[0] >= byte(InFlight) && b[0] <= byte(Expired) {
+		return Entry{State: State(b[0]), At: atMilli(b[1:])}, nil
 	}
-	return Entry{State: State(b[0]), At: time.UnixMilli(int64(binary.BigEndian.Uint64(b[1:]))).UTC()}, nil
+	if len(b) < 25 || b[0] != byte(Unresolved) {
+		return Entry{}, fmt.Errorf("ledger: corrupt entry %x", b[:min(len(b), 32)])
+	}
+	e := Entry{State: Unresolved, At: atMilli(b[1:]), Deadline: fromMilli(b[9:]),
+		Source: &Source{Offset: int64(binary.BigEndian.Uint64(b[17:]))}}
+	rest := b[25:]
+	field := func() ([]byte, bool) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, false
+		}
+		f := rest[k : k+int(n)]
+		rest = rest[k+int(n):]
+		return f, true
+	}
+	note, ok1 := field()
+	key, ok2 := field()
+	if !ok1 || !ok2 {
+		return Entry{}, fmt.Errorf("ledger: corrupt unresolved entry of %d bytes", len(b))
+	}
+	e.Note = string(note)
+	e.Source.Key = append([]byte{}, key...)
+	e.Source.Value = append([]byte{}, rest...)
+	return e, nil
 }
 
 // Partitioner returns a partitioner that sends records of topic to the
@@ -210,7 +325,7 @@ func (l *Ledger) open(id int32) (*partition, error) {
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		FS:                 l.cfg.FS,
-		Logger:             pebbleLogger{l.cfg.Logger},
+		Logger:             PebbleLogger(l.cfg.Logger),
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	opts.EnsureDefaults()
@@ -218,7 +333,11 @@ func (l *Ledger) open(id int32) (*partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open partition %d store: %w", id, err)
 	}
-	p := &partition{id: id, db: db}
+	p := &partition{id: id, db: db, pending: map[string]Pending{}}
+	if err := p.loadPending(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	v, closer, err := db.Get(metaOffset())
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -336,12 +455,35 @@ func decodeRecord(r *kgo.Record) (Change, error) {
 	return c, nil
 }
 
+// loadPending reads the pending index.
+func (p *partition) loadPending() error {
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPending}, UpperBound: []byte{prefixPending + 1}})
+	if err != nil {
+		return fmt.Errorf("ledger: read partition %d pending index: %w", p.id, err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		id := string(it.Key()[1:])
+		pe, err := decodePending(id, it.Value())
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("partition %d: %w", p.id, err)
+		}
+		p.pending[id] = pe
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("ledger: read partition %d pending index: %w", p.id, err)
+	}
+	return nil
+}
+
 // reset empties a partition's store.
 func (p *partition) reset() error {
 	b := p.db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange([]byte{prefixCommand}, []byte{prefixCommand + 1}, nil); err != nil {
-		return err
+	for _, prefix := range []byte{prefixCommand, prefixPending} {
+		if err := b.DeleteRange([]byte{prefix}, []byte{prefix + 1}, nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Delete(metaOffset(), nil); err != nil {
 		return err
@@ -349,23 +491,48 @@ func (p *partition) reset() error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("ledger: reset partition %d: %w", p.id, err)
 	}
+	p.mu.Lock()
 	p.next = 0
+	p.pending = map[string]Pending{}
+	p.mu.Unlock()
 	return nil
 }
 
-// apply writes changes and the offset they reach, atomically. The stored
-// offset never moves back.
+// apply writes changes and the offset they reach, atomically, keeping the
+// pending index in step. The stored offset never moves back.
 func (p *partition) apply(changes []Change, next int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.db.NewBatch()
 	defer b.Close()
+	// This batch's changes to the pending index (nil: removed); p.pending
+	// takes them once the batch is committed.
+	idx := map[string]*Pending{}
+	indexed := func(id string) bool {
+		if pe, ok := idx[id]; ok {
+			return pe != nil
+		}
+		_, ok := p.pending[id]
+		return ok
+	}
 	for _, c := range changes {
 		var err error
 		if c.Entry == nil {
 			err = b.Delete(commandKey(c.ID), nil)
 		} else {
 			err = b.Set(commandKey(c.ID), EncodeEntry(*c.Entry), nil)
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.Entry != nil && pendingState(c.Entry.State):
+			pe := &Pending{ID: c.ID, State: c.Entry.State, At: c.Entry.At, Deadline: c.Entry.Deadline}
+			err = b.Set(pendingKey(c.ID), encodePending(*pe), nil)
+			idx[c.ID] = pe
+		case indexed(c.ID):
+			err = b.Delete(pendingKey(c.ID), nil)
+			idx[c.ID] = nil
 		}
 		if err != nil {
 			return err
@@ -383,6 +550,13 @@ func (p *partition) apply(changes []Change, next int64) error {
 	}
 	if next > p.next {
 		p.next = next
+	}
+	for id, pe := range idx {
+		if pe == nil {
+			delete(p.pending, id)
+		} else {
+			p.pending[id] = *pe
+		}
 	}
 	return nil
 }
@@ -460,9 +634,31 @@ func (l *Ledger) Record(ctx context.Context, changes ...Change) error {
 	return nil
 }
 
+// Pending lists the InFlight and Unresolved entries of a partition, by
+// deadline (InFlight ones, which have none, first), then id.
+func (l *Ledger) Pending(partition int32) ([]Pending, error) {
+	p, err := l.part(partition)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	out := make([]Pending, 0, len(p.pending))
+	for _, pe := range p.pending {
+		out = append(out, pe)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b Pending) int {
+		if c := a.Deadline.Compare(b.Deadline); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
 // Expire removes entries recorded before cutoff, through the changelog
-// (tombstones). InFlight entries are kept: the sink resolves them when it
-// meets their command again. It returns how many entries it removed.
+// (tombstones). InFlight and Unresolved entries are kept: the sink
+// settles them. It returns how many entries it removed.
 func (l *Ledger) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	l.mu.RLock()
 	ids := make([]int32, 0, len(l.parts))
@@ -483,7 +679,7 @@ func (l *Ledger) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 		}
 		for it.First(); it.Valid(); it.Next() {
 			e, err := DecodeEntry(it.Value())
-			if err != nil || (e.State != InFlight && e.At.Before(cutoff)) {
+			if err != nil || (!pendingState(e.State) && e.At.Before(cutoff)) {
 				changes = append(changes, Change{Partition: id, ID: string(it.Key()[1:])})
 			}
 		}
@@ -531,8 +727,11 @@ func (l *Ledger) Assigned() []int32 {
 // Close closes every open store.
 func (l *Ledger) Close() error { return l.Revoke(l.Assigned()) }
 
-// pebbleLogger sends Pebble's messages to slog at debug level (fatal ones
-// at error level).
+// PebbleLogger sends Pebble's messages to l: informational ones at debug
+// level, errors as warnings, fatal ones at error level (then it exits, as
+// Pebble's own logger does).
+func PebbleLogger(l *slog.Logger) pebble.Logger { return pebbleLogger{l} }
+
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {

@@ -358,8 +358,7 @@ func (c *Client) deliver(ctx context.Context, all []render.Message, idx []int, r
 				return err
 			}
 			c.cfg.Logger.Warn("sendgrid request outcome unknown", "messages", len(msgs), "attempt", attempt, "err", unknown.Err)
-			set(Result{Outcome: Unknown, Attempts: attempt,
-				Message: "outcome unknown: " + unknown.Error() + "; SendGrid may have accepted it, so it is not sent again"})
+			set(Result{Outcome: Unknown, Attempts: attempt, Message: unknown.Error()})
 			return nil
 		}
 		if err := j.Settle(ctx, msgs, SettledNotAccepted); err != nil {

@@ -318,7 +318,7 @@ func TestCutAndHangAreUnknown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rs[0].Outcome != sendgrid.Unknown || rs[0].Attempts != 1 || !strings.Contains(rs[0].Message, "outcome unknown") {
+			if rs[0].Outcome != sendgrid.Unknown || rs[0].Attempts != 1 || !strings.Contains(rs[0].Message, "no answer after the request was sent") {
 				t.Fatalf("result %+v", rs[0])
 			}
 			if f.srv.Received() != 1 {

@@ -21,7 +21,8 @@
 //   - Other 4xx: rejected, never retried.
 //   - No answer after the request was written (connection cut, timeout):
 //     unknown. SendGrid has no idempotency key, so the message may have been
-//     accepted; it is never sent again.
+//     accepted; Send never sends it again, and the sink settles it from
+//     SendGrid's events (see package sink).
 //
 // A [Journal] is told before every attempt and after every answer, which is
 // how the sink's ledger knows at each moment which messages may be on their

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,11 +11,13 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,8 +32,10 @@ var now = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	key   *ecdsa.PrivateKey
+	pub   *ecdsa.PublicKey
 	srv   *httptest.Server
 	seeds []kgo.Opt
+	cfg   webhook.Config
 }
 
 func setup(t *testing.T, maxBody int64) *fixture {
@@ -46,21 +51,61 @@ func setup(t *testing.T, maxBody int64) *fixture {
 		t.Fatal(err)
 	}
 	_, seeds := kafkatest.Cluster(t, 3)
-	h, err := webhook.New(webhook.Config{
-		PublicKey: pub, Producer: kafkatest.Client(t, seeds...), MaxBody: maxBody,
-		Now: func() time.Time { return now },
-	})
+	f := &fixture{key: key, pub: pub, seeds: seeds}
+	f.cfg = webhook.Config{PublicKey: pub, Producer: kafkatest.Client(t, seeds...), Kafka: seeds, MaxBody: maxBody,
+		Now: func() time.Time { return now }}
+	f.srv, _ = f.start(t, t.TempDir())
+	return f
+}
+
+// start runs a handler (an instance of the webhook) on dir until the test
+// ends or stop is called, and waits until it is ready.
+func (f *fixture) start(t *testing.T, dir string) (srv *httptest.Server, stop func()) {
+	t.Helper()
+	cfg := f.cfg
+	cfg.Dir = dir
+	h, err := webhook.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &fixture{key: key, srv: srv, seeds: seeds}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	srv = httptest.NewServer(h)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			srv.Close()
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+			if err := h.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !h.Ready() {
+		select {
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		case <-tick.C:
+		}
+	}
+	return srv, stop
 }
 
 func (f *fixture) post(t *testing.T, body []byte, ts time.Time, sign func(ts string, body []byte) string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL, bytes.NewReader(body))
+	return f.postTo(t, f.srv.URL, body, ts, sign)
+}
+
+func (f *fixture) postTo(t *testing.T, url string, body []byte, ts time.Time, sign func(ts string, body []byte) string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	tss := strconv.FormatInt(ts.Unix(), 10)
 	if sign != nil {
 		req.Header.Set(webhook.HeaderTimestamp, tss)
@@ -141,12 +186,105 @@ func TestPublishesSignedEvents(t *testing.T) {
 		t.Errorf("bounce reason %q", r)
 	}
 
+	// Every attributed event, published or not, is an outcome in the
+	// partition of its user's send-commands.
+	outs := kafkatest.Await(t, f.seeds, schema.TopicSinkOutcomes, 10, 10*time.Second)
+	byID := map[string]webhook.Outcome{}
+	for _, r := range outs {
+		o, err := webhook.UnmarshalOutcome(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID[o.ID] = o
+		if p := commandsPartition(string(r.Key), 3); r.Partition != p {
+			t.Errorf("outcome %s of user %s in partition %d, its send-commands are in %d", o.ID, r.Key, r.Partition, p)
+		}
+		if o.CommandID != "c0ffee" || strings.Contains(string(r.Value), "ada@") || !o.At.Equal(now.Add(-time.Minute)) {
+			t.Errorf("outcome %s", r.Value)
+		}
+	}
+	for i, typ := range []string{"processed", "delivered", "open", "click", "bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe", "deferred"} {
+		if o := byID[fmt.Sprintf("sg:e%d", i)]; o.Event != typ {
+			t.Errorf("outcome sg:e%d: %+v, want type %s", i, o, typ)
+		}
+	}
+
 	// SendGrid redelivers the same batch: nothing new is published.
 	if code := f.post(t, body, now, f.sign); code != http.StatusOK {
 		t.Fatalf("redelivery status %d", code)
 	}
 	if n := len(kafkatest.ReadAll(t, f.seeds, schema.TopicEvents)); n != 8 {
 		t.Fatalf("%d events after a redelivery, want 8", n)
+	}
+	if n := len(kafkatest.ReadAll(t, f.seeds, schema.TopicSinkOutcomes)); n != 10 {
+		t.Fatalf("%d outcomes after a redelivery, want 10", n)
+	}
+}
+
+// commandsPartition is the send-commands partition of a user key: the
+// processor's producer partitions by key with Kafka's default hash.
+func commandsPartition(key string, partitions int) int32 {
+	tp := kgo.StickyKeyPartitioner(nil).ForTopic(schema.TopicCommands)
+	return int32(tp.Partition(&kgo.Record{Key: []byte(key)}, partitions))
+}
+
+// TestRedeliveryAfterRestart: SendGrid posts a request again after the
+// instance that published it restarted (same volume), after it came back
+// on an empty volume, or to another instance: the events are published
+// once.
+func TestRedeliveryAfterRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  func(first string) string
+		stop bool
+	}{
+		{"restarted, same state dir", func(first string) string { return first }, true},
+		{"restarted, empty state dir", func(string) string { return t.TempDir() }, true},
+		{"another instance", func(string) string { return t.TempDir() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, 0)
+			first := t.TempDir()
+			srv, stop := f.start(t, first)
+			body := []byte("[" + event("delivered", "r1", "u1", "") + "," + event("processed", "r2", "u2", "") + "," +
+				event("open", "r3", "u3", "") + "]")
+			ts := now.Add(-time.Minute)
+			tss := strconv.FormatInt(ts.Unix(), 10)
+			sig := f.sign(tss, body)
+			same := func(string, []byte) string { return sig } // the very request, replayed
+			if code := f.postTo(t, srv.URL, body, ts, same); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			if tc.stop {
+				stop()
+			}
+			again, _ := f.start(t, tc.dir(first))
+			if code := f.postTo(t, again.URL, body, ts, same); code != http.StatusOK {
+				t.Fatalf("replay status %d", code)
+			}
+			// One more event after the replay, to await: everything before
+			// it has been published by then.
+			marker := []byte("[" + event("click", "r4", "u4", "") + "]")
+			if code := f.postTo(t, again.URL, marker, now, f.sign); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			kafkatest.Await(t, f.seeds, schema.TopicEvents, 3, 10*time.Second)
+			kafkatest.Await(t, f.seeds, schema.TopicSinkOutcomes, 4, 10*time.Second)
+			count := map[string]int{}
+			for _, r := range kafkatest.ReadAll(t, f.seeds, schema.TopicEvents) {
+				ev, _ := schema.DecodeEvent(r.Value)
+				count[ev.MessageID]++
+			}
+			for _, r := range kafkatest.ReadAll(t, f.seeds, schema.TopicSinkOutcomes) {
+				o, _ := webhook.UnmarshalOutcome(r.Value)
+				count["outcome "+o.ID]++
+			}
+			want := map[string]int{"sg:r1": 1, "sg:r3": 1, "sg:r4": 1,
+				"outcome sg:r1": 1, "outcome sg:r2": 1, "outcome sg:r3": 1, "outcome sg:r4": 1}
+			if !maps.Equal(count, want) {
+				t.Fatalf("published %v, want %v", count, want)
+			}
+		})
 	}
 }
 
@@ -262,6 +400,32 @@ func FuzzParseEvents(f *testing.F) {
 			if ev.Type != schema.TypeTrack || ev.UserID != "u1" {
 				t.Fatalf("segment event %+v", ev)
 			}
+		}
+	})
+}
+
+// FuzzUnmarshalOutcome: any record value decodes or is refused, never a
+// panic; what decodes encodes back to the same outcome.
+func FuzzUnmarshalOutcome(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"sg:e1","event":"processed","command_id":"c0ffee","at":"2026-03-02T09:00:00Z"}`,
+		`{"id":"sg:sha256:00","event":"open","at":"2026-03-02T09:00:00.5Z"}`,
+		`{"id":"","event":"open"}`, `{"id":"x","event":""}`, `[]`, `null`, `{"id":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := webhook.UnmarshalOutcome(b)
+		if err != nil {
+			return
+		}
+		v, err := webhook.MarshalOutcome(&o)
+		if err != nil {
+			t.Fatalf("%s decoded to %+v, which does not encode: %v", b, o, err)
+		}
+		again, err := webhook.UnmarshalOutcome(v)
+		if err != nil || again.ID != o.ID || again.Event != o.Event || again.CommandID != o.CommandID || !again.At.Equal(o.At) {
+			t.Fatalf("%s: %+v, then %+v (%v)", b, o, again, err)
 		}
 	})
 }

@@ -17,5 +17,12 @@
 // argument, so a test can assert that every command was delivered exactly
 // once.
 //
+// It also plays SendGrid's Event Webhook: [Server.Events] builds the
+// events SendGrid would post for the messages it accepted (processed,
+// delivered, open… with each message's custom arguments and its own
+// sg_event_id), including those of a request it accepted and then cut, and
+// a [Webhook] signs them with its own ECDSA P-256 key as SendGrid does and
+// posts them to the receiving end, again when asked (a redelivery).
+//
 // Production code never imports it.
 package sendgridtest
