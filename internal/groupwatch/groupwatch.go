@@ -38,10 +38,10 @@ type Config struct {
 	// doubles. Default 5s.
 	Slow time.Duration
 	// Unreachable is how long the cluster may go without answering any
-	// request, while requests fail, before [Watch.Reachable] reports false.
-	// Default 10s.
+	// request before [Watch.Reachable] reports false. Default 10s.
 	Unreachable time.Duration
-	// Now is the clock. Default time.Now.
+	// Now is the clock. Default time.Now; it must move with the wall
+	// clock, so a component's simulated clock is no choice.
 	Now func() time.Time
 }
 
@@ -49,14 +49,13 @@ type Config struct {
 type Watch struct {
 	cfg Config
 
-	mu       sync.Mutex
-	lastOK   time.Time // a response was read
-	lastFail time.Time // a dial, write or read failed
-	failErr  error
-	down     bool                  // logged as unreachable
-	pending  map[int16]outstanding // group requests written, not yet answered
-	joined   bool                  // an assignment arrived since the session began
-	owned    map[int32]bool
+	mu      sync.Mutex
+	lastOK  time.Time             // a response was read
+	failErr error                 // the latest dial, write or read failure
+	down    bool                  // logged as unreachable
+	pending map[int16]outstanding // group requests written, not yet answered
+	joined  bool                  // an assignment arrived since the session began
+	owned   map[int32]bool
 }
 
 type outstanding struct {
@@ -142,17 +141,25 @@ func (w *Watch) check() {
 	}
 	if !w.down && w.unreachable(now) {
 		w.down = true
-		w.cfg.Logger.Warn("kafka unreachable", "since", now.Sub(w.lastOK).Round(time.Second).String(), "err", w.failErr)
+		w.cfg.Logger.Warn("kafka unreachable", "no_answer_for", now.Sub(w.lastOK).Round(time.Second).String(), "last_err", w.failErr)
 	}
 }
 
 func (w *Watch) unreachable(now time.Time) bool {
-	return w.lastFail.After(w.lastOK) && now.Sub(w.lastOK) >= w.cfg.Unreachable
+	if _, ok := w.pending[joinKey]; ok {
+		return false // the coordinator holds a join for as long as a rebalance takes
+	}
+	if _, ok := w.pending[syncKey]; ok {
+		return false
+	}
+	return now.Sub(w.lastOK) >= w.cfg.Unreachable
 }
 
-// Reachable reports false once no request has been answered for
-// Config.Unreachable and the latest attempt failed. A JoinGroup the
-// coordinator holds for a long rebalance is no failure.
+// Reachable reports false once the cluster has answered no request for
+// Config.Unreachable: a member heartbeats every few seconds and fetches
+// return within their max wait, so a healthy client hears from it more
+// often than that. A JoinGroup or SyncGroup the coordinator holds through
+// a long rebalance is no silence.
 func (w *Watch) Reachable() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -179,16 +186,14 @@ func group(key int16) bool { return key == joinKey || key == syncKey || key == h
 func name(key int16) string { return kmsg.NameForKey(key) }
 
 func (w *Watch) ok(now time.Time) {
-	w.lastOK = now
 	if w.down {
 		w.down = false
-		w.cfg.Logger.Info("kafka reachable again", "after", now.Sub(w.lastFail).Round(time.Second).String())
+		w.cfg.Logger.Info("kafka reachable again", "no_answer_for", now.Sub(w.lastOK).Round(time.Second).String())
 	}
+	w.lastOK = now
 }
 
-func (w *Watch) fail(now time.Time, err error) {
-	w.lastFail, w.failErr = now, err
-}
+func (w *Watch) fail(err error) { w.failErr = err }
 
 // OnBrokerConnect implements kgo.HookBrokerConnect.
 func (w *Watch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
@@ -197,7 +202,7 @@ func (w *Watch) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Con
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.fail(w.cfg.Now(), err)
+	w.fail(err)
 }
 
 // OnBrokerWrite implements kgo.HookBrokerWrite: a group request written
@@ -222,7 +227,7 @@ func (w *Watch) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) 
 	delete(w.pending, key)
 	err := e2e.Err()
 	if err != nil {
-		w.fail(now, err)
+		w.fail(err)
 		if group(key) {
 			w.cfg.Logger.Warn("group request failed", "request", name(key), "after", e2e.DurationE2E().Round(time.Millisecond).String(), "err", err)
 		}
@@ -306,8 +311,10 @@ func (w *Watch) Err() error {
 	defer w.mu.Unlock()
 	now := w.cfg.Now()
 	switch {
+	case w.unreachable(now) && w.failErr != nil:
+		return fmt.Errorf("kafka unreachable: no answer for %s: %w", now.Sub(w.lastOK).Round(time.Second), w.failErr)
 	case w.unreachable(now):
-		return fmt.Errorf("kafka unreachable for %s: %w", now.Sub(w.lastOK).Round(time.Second), w.failErr)
+		return fmt.Errorf("kafka unreachable: no answer for %s", now.Sub(w.lastOK).Round(time.Second))
 	case !w.joined:
 		return errNotJoined
 	}

@@ -120,8 +120,8 @@ func TestWatch(t *testing.T) {
 			},
 			reachable: true,
 			logs: []string{
-				`level=WARN msg="kafka unreachable" since=10s err="dial tcp 127.0.0.1:9092: connect: connection refused"`,
-				`level=INFO msg="kafka reachable again" after=1s`,
+				`level=WARN msg="kafka unreachable" no_answer_for=10s last_err="dial tcp 127.0.0.1:9092: connect: connection refused"`,
+				`level=INFO msg="kafka reachable again" no_answer_for=12s`,
 			},
 		},
 		{
@@ -132,6 +132,22 @@ func TestWatch(t *testing.T) {
 				w.check()
 			},
 			reachable: true,
+		},
+		{
+			name: "a join held by the coordinator is no silence",
+			steps: func(w *Watch, c *clock) {
+				w.OnBrokerWrite(kgo.BrokerMetadata{}, joinKey, 100, 0, 0, nil)
+				c.t = c.t.Add(time.Minute)
+			},
+			reachable: true,
+			logs:      []string{`msg="joining group"`},
+		},
+		{
+			name: "silence without failures",
+			steps: func(_ *Watch, c *clock) {
+				c.t = c.t.Add(10 * time.Second)
+			},
+			reachable: false,
 		},
 		{
 			name: "still down",

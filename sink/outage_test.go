@@ -1,0 +1,104 @@
+package sink_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/microtrigger/microtrigger/internal/kafkatest"
+	"github.com/microtrigger/microtrigger/schema"
+	"github.com/microtrigger/microtrigger/sink"
+	"github.com/microtrigger/microtrigger/sink/sendgrid/sendgridtest"
+)
+
+// TestRidesThroughBrokerOutage stops the broker under a running sink and
+// starts it again on the same port and data directory, twice: while the
+// sink is idle, and while SendGrid holds a request (accepted, so the ledger
+// must record it with the broker away). The sink stays up, is unready while
+// the broker is away and ready again once it is back, and delivers every
+// command, none twice, with no dead letter.
+func TestRidesThroughBrokerOutage(t *testing.T) {
+	b, seeds := kafkatest.Restartable(t, 2)
+	clock := sendgridtest.NewClock(epoch)
+	m := loadMapping(t)
+	h := &harness{t: t, seeds: seeds, clock: clock, logs: &lockedBuffer{}, m: m,
+		srv: sendgridtest.New(t, sendgridtest.Options{APIKey: apiKey, Now: clock.Now, Templates: templateIDs(m)})}
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	s, err := sink.New(sink.Config{
+		Kafka: append(append([]kgo.Opt(nil), seeds...), kgo.InstanceID("sink-0")), StateDir: t.TempDir(), Transport: h.transport(nil),
+		Now: clock.Now, Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnDelivered: func(c schema.SendCommand) { mu.Lock(); delivered[c.ID]++; mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sink: %v", err)
+		}
+		if t.Failed() || os.Getenv("MICROTRIGGER_TEST_DEBUG") != "" {
+			t.Log(h.logs.String())
+		}
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(delivered) }
+	publish := func(from, to int) {
+		producer := kafkatest.Client(t, seeds...)
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, record(t, command(i, 10, "cart-reminder")))
+		}
+		kafkatest.Produce(t, producer, recs...)
+		producer.Close()
+	}
+	running := func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the sink stopped: %v", err)
+		default:
+		}
+		return true
+	}
+
+	publish(0, 20)
+	kafkatest.Eventually(t, time.Minute, "ready, 20 delivered", func() bool { return running() && s.Ready() && count() == 20 })
+
+	b.Stop()
+	kafkatest.Eventually(t, time.Minute, "unready while the broker is down", func() bool { return running() && !s.Ready() })
+	b.Start()
+	kafkatest.Eventually(t, 2*time.Minute, "ready again once the broker is back", func() bool { return running() && s.Ready() })
+
+	publish(20, 40)
+	kafkatest.Eventually(t, time.Minute, "40 delivered", func() bool { return running() && count() == 40 })
+
+	stopped := make(chan struct{})
+	h.srv.Script(sendgridtest.Fault{Before: func(sendgridtest.Request) { b.Stop(); close(stopped) }})
+	publish(40, 60)
+	<-stopped
+	kafkatest.Eventually(t, time.Minute, "unready while the broker is down mid-request", func() bool { return running() && !s.Ready() })
+	b.Start()
+	kafkatest.Eventually(t, 2*time.Minute, "60 delivered and ready", func() bool { return running() && s.Ready() && count() == 60 })
+	if d := readDLQ(t, seeds); len(d) != 0 {
+		t.Errorf("dead letters: %v", d)
+	}
+	if d := h.srv.Duplicates(); len(d) != 0 {
+		t.Errorf("sent twice: %v", d)
+	}
+	mu.Lock()
+	for id, n := range delivered {
+		if n != 1 {
+			t.Errorf("command %s delivered %d times", id, n)
+		}
+	}
+	mu.Unlock()
+}
