@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
 	"github.com/microtrigger/microtrigger/schema"
 	"github.com/microtrigger/microtrigger/sink"
+	"github.com/microtrigger/microtrigger/sink/render"
 	"github.com/microtrigger/microtrigger/sink/sendgrid/sendgridtest"
 )
 
@@ -101,4 +103,36 @@ func TestRidesThroughBrokerOutage(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+}
+
+// TestSurplusSinkIsReady: with more sinks than partitions, the one left
+// without a partition is ready too (it has joined and has nothing to
+// restore), and neither is ready before it has joined.
+func TestSurplusSinkIsReady(t *testing.T) {
+	_, seeds := kafkatest.Cluster(t, 1)
+	l, err := render.LoadLocal(os.DirFS("../testdata/templates"), render.Address{Email: "hello@shop.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sinks []*sink.Sink
+	for range 2 {
+		s, err := sink.New(sink.Config{Kafka: seeds, StateDir: t.TempDir(), Transport: sink.Console(&lockedBuffer{}, l)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Readiness(); err == nil || !strings.Contains(err.Error(), "no partition assignment") {
+			t.Fatalf("readiness before Run: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+		sinks = append(sinks, s)
+	}
+	kafkatest.Eventually(t, time.Minute, "both sinks ready", func() bool { return sinks[0].Ready() && sinks[1].Ready() })
 }

@@ -112,7 +112,7 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Run(gctx) })
-	g.Go(func() error { return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(s.Ready)) })
+	g.Go(func() error { return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(s.Readiness)) })
 	if f.hookListen != "" {
 		keyPEM, err := os.ReadFile(f.hookKeyFile)
 		if err != nil {
