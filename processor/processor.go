@@ -34,7 +34,7 @@ type Processor struct {
 	parts    map[int32]*partition // owned by the Run goroutine
 	nparts   int                  // partitions of the events topic
 	keyPart  kgo.TopicPartitioner
-	keyRec   kgo.Record // scratch for keyPart, reused per record
+	keyRec   kgo.Record  // scratch for keyPart, reused per record
 	ready    atomic.Bool // every assigned partition is open and restored
 	watch    *groupwatch.Watch
 	produced []*kgo.Record // scratch
