@@ -199,7 +199,7 @@ func TestTakeoverAfterKill(t *testing.T) {
 		kill(a)
 		a = run("a", dirA)
 		select {
-		case <-time.After(3 * time.Second): // the user's pace: not something to await
+		case <-time.After(3 * time.Second): // a pace, not something to await
 		case <-ctx.Done():
 		}
 	}
