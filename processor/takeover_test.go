@@ -179,7 +179,8 @@ func TestTakeoverAfterKill(t *testing.T) {
 	var ofA []int32
 	kafkatest.Eventually(t, time.Minute, "both instances own partitions", func() bool {
 		ofA = ownedBy("a")
-		return len(ofA) > 0 && len(ofA)+len(ownedBy("b")) == parts
+		ofB := ownedBy("b")
+		return len(ofA) > 0 && len(ofB) > 0 && len(ofA)+len(ofB) == parts
 	})
 	awaitCommits("every partition committing", []int32{0, 1, 2, 3, 4, 5}, map[int32]int64{}, time.Now())
 
