@@ -6,10 +6,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
 	"github.com/microtrigger/microtrigger/schema"
@@ -135,4 +138,65 @@ func TestSurplusSinkIsReady(t *testing.T) {
 		sinks = append(sinks, s)
 	}
 	kafkatest.Eventually(t, time.Minute, "both sinks ready", func() bool { return sinks[0].Ready() && sinks[1].Ready() })
+}
+
+// TestLedgerRestoreIsRetried: the ledger of an assigned partition cannot be
+// restored at first (the broker refuses to list the changelog's offsets,
+// as a broker going away mid-rebalance does); the sink, idle, retries
+// until it can, is unready until then and ready after.
+func TestLedgerRestoreIsRetried(t *testing.T) {
+	cluster, seeds := kafkatest.Cluster(t, 2)
+	var refused atomic.Int32
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.ListOffsetsRequest)
+		if len(r.Topics) != 1 || r.Topics[0].Topic != schema.TopicSinkChangelog || refused.Load() >= 3 {
+			cluster.KeepControl()
+			return nil, nil, false
+		}
+		refused.Add(1)
+		cluster.KeepControl()
+		resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownServerError.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	l, err := render.LoadLocal(os.DirFS("../testdata/templates"), render.Address{Email: "hello@shop.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	s, err := sink.New(sink.Config{Kafka: seeds, StateDir: t.TempDir(), Transport: sink.Console(&lockedBuffer{}, l),
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	kafkatest.Eventually(t, time.Minute, "the restore refused", func() bool { return refused.Load() >= 1 })
+	if s.Ready() {
+		t.Error("ready with its ledger not restored")
+	}
+	kafkatest.Eventually(t, time.Minute, "ready once the restore is retried", s.Ready)
+	if refused.Load() < 3 || !strings.Contains(logs.String(), "restore ledger; retrying") {
+		t.Errorf("%d refusals; logs:\n%s", refused.Load(), logs.String())
+	}
 }

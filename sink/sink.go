@@ -119,7 +119,12 @@ func (s *Sink) Run(ctx context.Context) error {
 	lastExpire := c.Now()
 	wait := time.Duration(0)
 	for {
-		fs := cl.PollRecords(ctx, c.MaxBatch)
+		// A poll waits for records at most a second: a ledger restore
+		// that failed in a rebalance callback is retried here, with or
+		// without records to read.
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollRecords(pctx, c.MaxBatch)
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -257,7 +262,7 @@ func (s *Sink) fetchErr(fs kgo.Fetches) error {
 	var out error
 	fs.EachError(func(t string, p int32, err error) {
 		switch {
-		case errors.Is(err, context.Canceled), out != nil:
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), out != nil:
 		case fatal(err):
 			out = fmt.Errorf("sink: consume %s partition %d: %w", t, p, err)
 		default:
