@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
 	"github.com/microtrigger/microtrigger/processor"
@@ -256,4 +258,52 @@ func TestReadiness(t *testing.T) {
 	kafkatest.Eventually(t, time.Minute, "both ready, one of them owning the one partition", func() bool {
 		return a.p.Ready() && b.p.Ready() && len(owned(a.p))+len(owned(b.p)) == 1
 	})
+}
+
+// TestRestoreIsRetried: an assigned partition's store cannot catch up at
+// first (the broker refuses to list the changelog's offsets, as a broker
+// going away mid-rebalance does); the processor retries until it can, is
+// unready until then, and processes what arrived meanwhile.
+func TestRestoreIsRetried(t *testing.T) {
+	cluster, seeds := kafkatest.Cluster(t, 2)
+	var refused atomic.Int32
+	cluster.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		r := req.(*kmsg.ListOffsetsRequest)
+		if len(r.Topics) != 1 || r.Topics[0].Topic != schema.TopicChangelog || refused.Load() >= 3 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownServerError.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	clock := processor.NewManualClock(t0.Add(-time.Hour))
+	var logs logBuffer
+	cfg := testConfig(t, seeds, clock, t.TempDir(), "restore-retry")
+	cfg.Logger = logs.logger()
+	in := start(t, cfg)
+	kafkatest.Eventually(t, time.Minute, "the restore refused", func() bool { return refused.Load() >= 1 })
+	if in.p.Ready() {
+		t.Error("ready with a partition not restored")
+	}
+	producer := kafkatest.Client(t, seeds...)
+	sim := &processor.Simulation{Processors: []*processor.Processor{in.p}, Clock: clock, Producer: producer, Topic: schema.TopicEvents}
+	if err := sim.Play(context.Background(), identities(t, 0, 20, 0)); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, time.Minute, "ready", in.p.Ready)
+	if refused.Load() < 3 || !strings.Contains(logs.String(), "restore partition failed; retrying") {
+		t.Errorf("%d refusals; logs:\n%s", refused.Load(), logs.String())
+	}
 }
