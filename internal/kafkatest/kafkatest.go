@@ -1,7 +1,9 @@
 // Package kafkatest holds test helpers shared by the processor and sink
-// tests: an embedded kfake cluster on loopback with microtrigger's topics,
-// and helpers that produce records and await records on a topic. Production
-// code never imports it.
+// tests: an embedded kfake cluster on loopback with microtrigger's topics
+// (also one a test can stop and restart on its port and data directory, for
+// broker outages), a network a test can cut (a killed process), and helpers
+// that produce records and await records or a condition. Production code
+// never imports it.
 package kafkatest
 
 import (
