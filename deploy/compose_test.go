@@ -175,8 +175,17 @@ func TestComposeCommandLines(t *testing.T) {
 	if tr, ok := sink.setting("transport"); ok && tr != "console" {
 		t.Errorf("sink --transport %s; docker compose up prints emails (console)", tr)
 	}
-	if id, _ := composeCommandLine(t, service(t, p, "processor")).setting("transactional-id"); id == "" {
+	proc := composeCommandLine(t, service(t, p, "processor"))
+	if id, _ := proc.setting("transactional-id"); id == "" {
 		t.Errorf("processor: no --transactional-id; the default follows the container's hostname, which changes when it is recreated")
+	}
+	for _, c := range []struct {
+		name string
+		cl   commandLine
+	}{{"processor", proc}, {"sink", sink}} {
+		if id, _ := c.cl.setting("instance-id"); id == "" {
+			t.Errorf("%s: no --instance-id; a restarted container would rejoin as a new member and wait for the old one's session to expire", c.name)
+		}
 	}
 }
 

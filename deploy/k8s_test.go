@@ -255,14 +255,14 @@ func TestKustomization(t *testing.T) {
 type component struct {
 	statefulSet string
 	command     string
-	// identityEnv is the variable that must hold the pod name: the
-	// processor's transactional id, the sink's static group membership.
-	identityEnv string
+	// identityEnv are the variables that must hold the pod name: the
+	// processor's transactional id, static group membership.
+	identityEnv []string
 }
 
 var components = []component{
-	{"microtrigger-processor", "processor", envPrefix + "TRANSACTIONAL_ID"},
-	{"microtrigger-sink", "sink", envPrefix + "INSTANCE_ID"},
+	{"microtrigger-processor", "processor", []string{envPrefix + "TRANSACTIONAL_ID", envPrefix + "INSTANCE_ID"}},
+	{"microtrigger-sink", "sink", []string{envPrefix + "INSTANCE_ID"}},
 }
 
 // container returns the StatefulSet's one container and its command line,
@@ -393,8 +393,10 @@ func TestStatefulSets(t *testing.T) {
 			} else if vm, _ := mountOf(s, c, dir); vm == nil || vm.MountPath != path.Clean(dir) || !isClaimTemplate(s, vm.Name) {
 				t.Errorf("--state-dir %s is not the mount path of a volumeClaimTemplate", dir)
 			}
-			if id := cl.env[comp.identityEnv]; id != s.Name+"-0" {
-				t.Errorf("%s is %q, want the pod name from the downward API", comp.identityEnv, id)
+			for _, env := range comp.identityEnv {
+				if id := cl.env[env]; id != s.Name+"-0" {
+					t.Errorf("%s is %q, want the pod name from the downward API", env, id)
+				}
 			}
 
 			// Probes on the metrics port the args set.

@@ -12,6 +12,21 @@
 // catches up from the changelog before it processes input, so a partition can
 // move to any instance and a crash loses or doubles nothing.
 //
+// # Membership, recovery and readiness
+//
+// With Config.InstanceID each instance is a static member of the group: an
+// instance killed and restarted with its id within Config.SessionTimeout
+// (20s) replaces its old self at once and gets its partitions back, and
+// its transactional id fences the transaction it left open. One that does
+// not come back has its partitions moved after the session timeout.
+// internal/groupwatch logs the group's state changes (joining, long
+// rebalances, assignments, revocations, lost partitions, failed or slow
+// group requests, the cluster unreachable). Readiness ([Processor.Readiness])
+// is: joined (an assignment arrived, even an empty one), every assigned
+// partition restored, and the cluster answering. A broker outage stops
+// progress, not the processor: failed batches abort and are redone, and a
+// restore that fails is retried with a backoff.
+//
 // What happens to an event is decided by processor/engine, in the order
 // processor/eventtime gives, through processor/task; this package only moves
 // records. Its output goes to the send-commands topic, read by the sink.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/microtrigger/microtrigger/internal/groupwatch"
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
@@ -35,7 +37,8 @@ type Processor struct {
 	parts    map[int32]*partition // owned by the Run goroutine
 	nparts   int                  // partitions of the events topic
 	keyPart  kgo.TopicPartitioner
-	ready    atomic.Bool
+	ready    atomic.Bool // every assigned partition is open and restored
+	watch    *groupwatch.Watch
 	produced []*kgo.Record // scratch
 	// heldSince is when output began to wait for input to commit with.
 	heldSince time.Time
@@ -71,6 +74,7 @@ func New(cfg Config) (*Processor, error) {
 		parts:    map[int32]*partition{},
 		changed:  make(chan struct{}),
 		keyPart:  kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topics.Events),
+		watch:    groupwatch.New(groupwatch.Config{Logger: cfg.Logger, Unreachable: cfg.UnreachableAfter}),
 	}
 	p.m.observe(cfg.Meter, p.Progress, cfg.Clock.Now)
 	return p, nil
@@ -84,8 +88,26 @@ func (p *Processor) Grace() time.Duration {
 	return p.cfg.Pack.Policy.Grace
 }
 
-// Ready reports whether every assigned partition has restored its state.
-func (p *Processor) Ready() bool { return p.ready.Load() }
+// Ready reports whether the processor is ready (for /readyz): see
+// Readiness.
+func (p *Processor) Ready() bool { return p.Readiness() == nil }
+
+// Readiness returns nil once the instance has joined its group (an
+// assignment, even an empty one, has arrived: an instance beyond the
+// partition count is as ready as it gets) and every partition assigned to
+// it has restored its state, while the cluster answers; otherwise what it
+// is waiting for.
+func (p *Processor) Readiness() error {
+	if err := p.watch.Err(); err != nil {
+		return err
+	}
+	if !p.ready.Load() {
+		return errRestoring
+	}
+	return nil
+}
+
+var errRestoring = errors.New("restoring assigned partitions from the changelog")
 
 // Changed returns a channel closed the next time Progress changes.
 func (p *Processor) Changed() <-chan struct{} {
@@ -112,10 +134,23 @@ func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]
 		p.assigned[id] = true
 		delete(p.revoked, id)
 	}
-	p.ready.Store(false)
+	if len(m[p.cfg.Topics.Events]) > 0 {
+		p.ready.Store(false)
+	}
+	p.watch.Assigned(m[p.cfg.Topics.Events])
 }
 
-func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+func (p *Processor) onLost(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	p.watch.Lost(m[p.cfg.Topics.Events])
+	p.revoke(m)
+}
+
+func (p *Processor) onRevoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	p.watch.Revoked(m[p.cfg.Topics.Events])
+	p.revoke(m)
+}
+
+func (p *Processor) revoke(m map[string][]int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, id := range m[p.cfg.Topics.Events] {
@@ -178,7 +213,14 @@ func (pt partitioner) ForTopic(topic string) kgo.TopicPartitioner {
 // Run consumes until ctx ends or an unrecoverable error occurs.
 func (p *Processor) Run(ctx context.Context) error {
 	c := p.cfg
-	opts := append(append([]kgo.Opt(nil), c.Kafka...),
+	// The group's timeouts come before c.Kafka, so that options given
+	// there win; see Config.SessionTimeout for why these.
+	opts := append(p.watch.Opts(),
+		kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(c.HeartbeatInterval), kgo.RebalanceTimeout(c.RebalanceTimeout))
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	opts = append(append(opts, c.Kafka...),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Events),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -187,7 +229,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.KeepControlRecords(),
 		kgo.OnPartitionsAssigned(p.onAssigned),
 		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onRevoked),
+		kgo.OnPartitionsLost(p.onLost),
 		kgo.RecordPartitioner(partitioner{c.Topics.Changelog}),
 		kgo.ProducerLinger(0),
 	)
@@ -220,11 +262,15 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.progress = map[int32]Progress{} // nothing is owned any more
 		p.mu.Unlock()
 	}()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go p.watch.Run(wctx)
 	if err := p.countPartitions(ctx, s.Client()); err != nil {
 		return err
 	}
 	c.Logger.Info("processor started", "group", c.Group, "exactly_once", !c.DisableExactlyOnce,
-		"transactional_id", c.TransactionalID, "partitions", p.nparts)
+		"transactional_id", c.TransactionalID, "instance_id", c.InstanceID, "partitions", p.nparts,
+		"session_timeout", c.SessionTimeout.String(), "rebalance_timeout", c.RebalanceTimeout.String())
 
 	healthy := true // the last batch committed: a last snapshot may too
 	for ctx.Err() == nil {
@@ -238,6 +284,9 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 		if err := p.rebalance(ctx, s.Client()); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
 			return err
 		}
 		err := p.batch(ctx, s, fs, false)
@@ -428,13 +477,17 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		// Where each new partition ends tells whether it starts caught
 		// up: an idle partition is never fetched with records, yet its
 		// timers must fire on the wall clock.
-		var err error
-		if ends, err = kadm.NewClient(cl).ListCommittedOffsets(ctx, p.cfg.Topics.Events); err != nil {
-			return fmt.Errorf("list end offsets of %s: %w", p.cfg.Topics.Events, err)
+		if err := retry(ctx, p.cfg.Logger, "list end offsets of "+p.cfg.Topics.Events, -1, func() (err error) {
+			ends, err = kadm.NewClient(cl).ListCommittedOffsets(ctx, p.cfg.Topics.Events)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	// Partitions restore side by side: each has its own store and
-	// clients, and the changelog reads and Pebble writes overlap.
+	// clients, and the changelog reads and Pebble writes overlap. No
+	// batch runs until every assigned partition is open: a batch would
+	// commit offsets past records of a partition it skipped.
 	committed := cl.CommittedOffsets()[p.cfg.Topics.Events]
 	parts := make([]*partition, len(opened))
 	var g errgroup.Group
@@ -445,9 +498,13 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 			if o, ok := committed[id]; ok && o.Offset > 0 {
 				from = o.Offset
 			}
-			part, err := p.open(ctx, id, from)
-			parts[i] = part
-			return err
+			return retry(ctx, p.cfg.Logger, "restore partition", id, func() (err error) {
+				if !p.isAssigned(id) {
+					return nil // revoked meanwhile
+				}
+				parts[i], err = p.open(ctx, id, from)
+				return err
+			})
 		})
 	}
 	err := g.Wait()
@@ -476,9 +533,40 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 			ready = false
 		}
 	}
-	p.mu.Unlock()
+	// Under the lock: an assignment arriving now stores false after this.
 	p.ready.Store(ready)
+	p.mu.Unlock()
 	return nil
+}
+
+func (p *Processor) isAssigned(id int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.assigned[id]
+}
+
+// retry runs f until it succeeds or ctx ends, backing off from 500ms to
+// 30s: a broker away for a while stops the processor's progress, not the
+// processor. It returns ctx's error, or nil.
+func retry(ctx context.Context, log *slog.Logger, what string, partition int32, f func() error) error {
+	wait := 500 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		args := []any{"err", err, "retry_in", wait.String()}
+		if partition >= 0 {
+			args = append(args, "partition", partition)
+		}
+		log.Warn(what+" failed; retrying", args...)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
 // batch processes one poll's records and due timers, and commits them in

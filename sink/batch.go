@@ -253,14 +253,32 @@ func (j *journal) Attempt(ctx context.Context, msgs []render.Message) error {
 }
 
 func (j *journal) Settle(ctx context.Context, msgs []render.Message, st sendgrid.Settlement) error {
-	// Recording what happened must not be cut short by a stop.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
+	var changes []ledger.Change
 	switch st {
 	case sendgrid.SettledAccepted:
-		return j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.Sent, At: j.s.cfg.Now()})...)
+		changes = j.changes(msgs, &ledger.Entry{State: ledger.Sent, At: j.s.cfg.Now()})
 	case sendgrid.SettledNotAccepted:
-		return j.s.ledger.Record(ctx, j.changes(msgs, nil)...)
+		changes = j.changes(msgs, nil)
+	default:
+		return nil
 	}
-	return nil
+	// What SendGrid answered is recorded whatever it takes: left unrecorded,
+	// an accepted request would be dead-lettered as outcome_unknown when
+	// its commands are read again. So a broker away is waited for while the
+	// sink runs; once it is stopping, one last attempt is not cut short.
+	wait := 500 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := j.s.ledger.Record(rctx, changes...)
+		cancel()
+		if err == nil || ctx.Err() != nil || errors.Is(err, ledger.ErrNotAssigned) {
+			return err
+		}
+		j.s.cfg.Logger.Warn("record a settled request in the ledger; retrying", "messages", len(msgs), "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// command's expires_at is held to (a command read after it is
 	// dead-lettered as expired, unsent). Default time.Now.
 	Now func() time.Time
+	// UnreachableAfter is how long the cluster may go without answering
+	// before Readiness reports the sink unready. Default 10s.
+	UnreachableAfter time.Duration
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Meter receives the microtrigger_sink_* metrics; default no-op.

@@ -65,6 +65,19 @@
 // decided only once that reading has caught up. All of it runs on the
 // delivery loop between polls, which wakes at least every
 // Config.CheckEvery.
+//
+// # Outages and readiness
+//
+// Only SendGrid refusing the credentials, or Kafka refusing its
+// authorization, stops Run. Anything else a poll meets (the broker away, a
+// group session lost, the changelog not writable, a ledger restore that
+// fails) is retried: the client rejoins by itself, and a poll that failed
+// is read again from its first record after a backoff (500ms doubling to
+// 30s), which the ledger makes harmless; what SendGrid accepted is recorded
+// once the broker is back. [Sink.Readiness] is: joined (an assignment
+// arrived, even an empty one), the ledger of every assigned partition
+// restored, the cluster answering, and the poll loop not retrying.
+//
 // The package does not decide whom to email (the processor does) and does
 // not wrap franz-go: Config.Kafka passes kgo options straight through.
 package sink

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -68,8 +69,10 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// run reads until ctx ends (then it returns nil) or reading fails.
-func (o *outcomes) run(ctx context.Context) error {
+// run reads until ctx ends (then it returns nil) or reading fails in a
+// way no retry mends; other failures (the broker away) are logged, and the
+// client goes on by itself.
+func (o *outcomes) run(ctx context.Context, log *slog.Logger) error {
 	for {
 		fs := o.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -80,7 +83,16 @@ func (o *outcomes) run(ctx context.Context) error {
 			ferr = errors.Join(ferr, fmt.Errorf("sink: read %s partition %d: %w", o.topic, p, err))
 		})
 		if ferr != nil {
-			return ferr
+			if fatal(ferr) {
+				return ferr
+			}
+			log.Warn("reading SendGrid's outcomes", "err", ferr)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		o.mu.Lock()
 		fs.EachPartition(func(fp kgo.FetchTopicPartition) {

@@ -35,6 +35,10 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Flag("grace", "Event-time grace (default: the pack's policy.grace).").DurationVar(&grace)
 	cmd.Flag("at-least-once", "Commit without Kafka transactions (at-least-once; the sink still drops duplicates by command id).").BoolVar(&atLeastOnce)
 	cmd.Flag("transactional-id", "Transactional id, stable per instance (default microtrigger-processor-HOSTNAME).").StringVar(&cfg.TransactionalID)
+	cmd.Flag("instance-id", "Static group membership id, stable per instance and unique among instances (e.g. the pod name): an instance restarted within the session timeout takes its partitions back at once, without a rebalance.").StringVar(&cfg.InstanceID)
+	cmd.Flag("session-timeout", "How long the group waits for an instance that stopped heartbeating before its partitions go to the others.").Default("20s").DurationVar(&cfg.SessionTimeout)
+	cmd.Flag("heartbeat-interval", "How often the instance heartbeats (and learns of a rebalance).").Default("1s").DurationVar(&cfg.HeartbeatInterval)
+	cmd.Flag("rebalance-timeout", "How long a rebalance waits for every member to rejoin before dropping those that have not.").Default("15s").DurationVar(&cfg.RebalanceTimeout)
 	cmd.Flag("tick", "How often timers are checked when no event arrives.").Default("1s").DurationVar(&cfg.TickInterval)
 	cmd.Flag("changelog.max-compaction-lag", "Refuse a changelog whose max.compaction.lag.ms is longer (erased users' history must not outlive it); 0 skips the check.").Default("24h").DurationVar(&maxLag)
 	cmd.Flag("cache-size", "Pebble block cache shared by all partitions' stores, in bytes.").Default("268435456").Int64Var(&cfg.CacheBytes)
@@ -76,7 +80,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return p.Run(gctx) })
-		g.Go(func() error { return telemetry.Serve(gctx, metricsAddr, tel.Handler(p.Ready)) })
+		g.Go(func() error { return telemetry.Serve(gctx, metricsAddr, tel.Handler(p.Readiness)) })
 		return g.Wait()
 	}))
 }

@@ -161,9 +161,17 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Run(gctx) })
-	ready := s.Ready
+	ready := s.Readiness
 	if hook != nil {
-		ready = func() bool { return s.Ready() && hook.Ready() }
+		ready = func() error {
+			if err := s.Readiness(); err != nil {
+				return err
+			}
+			if !hook.Ready() {
+				return errors.New("the webhook's dedupe store is catching up with " + f.cfg.Topics.Outcomes)
+			}
+			return nil
+		}
 		mux := http.NewServeMux()
 		mux.Handle("/sendgrid/events", hook)
 		logger.Info("webhook listening", "addr", hookLn.Addr().String(), "path", "/sendgrid/events")

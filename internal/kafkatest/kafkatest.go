@@ -1,7 +1,9 @@
 // Package kafkatest holds test helpers shared by the processor and sink
-// tests: an embedded kfake cluster on loopback with microtrigger's topics,
-// and helpers that produce records and await records on a topic. Production
-// code never imports it.
+// tests: an embedded kfake cluster on loopback with microtrigger's topics
+// (also one a test can stop and restart on its port and data directory, for
+// broker outages), a network a test can cut (a killed process), and helpers
+// that produce records and await records or a condition. Production code
+// never imports it.
 package kafkatest
 
 import (
@@ -127,4 +129,70 @@ func (n *Network) Kill() {
 		c.Close()
 	}
 	n.conns = nil
+}
+
+// Broker is an embedded broker a test can stop and start again on the same
+// port and data directory, as an operator restarts a Kafka broker: clients
+// keep their seed address, and records, group offsets and producer ids
+// survive the restart.
+type Broker struct {
+	t    testing.TB
+	opts broker.Options
+	mu   sync.Mutex
+	c    *kfake.Cluster
+}
+
+// Restartable starts a Broker with the default topics (partitions each),
+// persisted in a temporary directory, and closes it when the test ends. The
+// options it returns connect to it across restarts.
+func Restartable(t testing.TB, partitions int32) (*Broker, []kgo.Opt) {
+	t.Helper()
+	b := &Broker{t: t, opts: broker.Options{Partitions: partitions, DataDir: t.TempDir()}}
+	b.Start()
+	b.opts.Port = broker.PortOf(broker.Addr(b.c)) // the next start takes the same port
+	t.Cleanup(b.Stop)
+	return b, []kgo.Opt{kgo.SeedBrokers(broker.Addr(b.c)), kgo.FetchMaxWait(100 * time.Millisecond)}
+}
+
+// Start starts the broker if it is stopped.
+func (b *Broker) Start() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c != nil {
+		return
+	}
+	c, err := broker.Start(b.opts)
+	if err != nil {
+		b.t.Fatalf("start the embedded broker again: %v", err)
+	}
+	b.c = c
+}
+
+// Stop stops the broker: every connection closes and new ones are refused
+// until Start.
+func (b *Broker) Stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c != nil {
+		b.c.Close()
+		b.c = nil
+	}
+}
+
+// Eventually polls cond every 10ms until it holds, and fails the test if it
+// does not within timeout. It is for states that have no event to await
+// (readiness, a gauge); records and offsets are awaited directly.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+	}
 }

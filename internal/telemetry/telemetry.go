@@ -42,18 +42,21 @@ func New() (*Telemetry, error) {
 // MeterProvider returns the provider components take in their Config.
 func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.Meters }
 
-// Handler serves /metrics, /healthz (the process is up) and /readyz (ready
-// reports true: for the processor, every assigned partition has restored).
-func (t *Telemetry) Handler(ready func() bool) *http.ServeMux {
+// Handler serves /metrics, /healthz (the process is up) and /readyz: 200
+// when ready returns nil, else 503 with its error, which says what the
+// component waits for (an assignment, a restore, the cluster).
+func (t *Telemetry) Handler(ready func() error) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ready != nil && !ready() {
-			http.Error(w, "not ready: restoring state\n", http.StatusServiceUnavailable)
-			return
+		if ready != nil {
+			if err := ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		w.Write([]byte("ready\n"))
 	})

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -19,7 +20,12 @@ func TestHandler(t *testing.T) {
 	c, _ := tel.MeterProvider().Meter("test").Int64Counter("microtrigger_test_things_total")
 	c.Add(context.Background(), 3)
 	var ready atomic.Bool
-	srv := httptest.NewServer(tel.Handler(ready.Load))
+	srv := httptest.NewServer(tel.Handler(func() error {
+		if !ready.Load() {
+			return errors.New("restoring partitions")
+		}
+		return nil
+	}))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		resp, err := srv.Client().Get(srv.URL + path)
@@ -33,8 +39,8 @@ func TestHandler(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz: %d", code)
 	}
-	if code, _ := get("/readyz"); code != 503 {
-		t.Errorf("/readyz while restoring: %d, want 503", code)
+	if code, body := get("/readyz"); code != 503 || body != "not ready: restoring partitions\n" {
+		t.Errorf("/readyz while restoring: %d %q, want 503 and the reason", code, body)
 	}
 	ready.Store(true)
 	if code, _ := get("/readyz"); code != 200 {
