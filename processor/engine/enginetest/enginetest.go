@@ -10,6 +10,8 @@ package enginetest
 import (
 	"fmt"
 	"sort"
+	"syscall"
+	"testing"
 	"time"
 
 	"github.com/microtrigger/microtrigger/internal/clickstream"
@@ -116,4 +118,44 @@ func Replay(eng *engine.Engine, events []schema.Event, fn func(*Step)) *Player {
 		p.Apply(&events[i], fn)
 	}
 	return p
+}
+
+// CPU measures the process's CPU time (user and system, every thread: the
+// garbage collector's work too) over the measured parts of a benchmark.
+// On a shared machine a benchmark's wall time includes the time other
+// processes held the cores; its CPU time mostly does not.
+type CPU struct {
+	start, total time.Duration
+	running      bool
+}
+
+// Start starts (or resumes) measuring.
+func (c *CPU) Start() {
+	if !c.running {
+		c.start, c.running = processCPU(), true
+	}
+}
+
+// Stop pauses measuring.
+func (c *CPU) Stop() {
+	if c.running {
+		c.total += processCPU() - c.start
+		c.running = false
+	}
+}
+
+// Report stops measuring and reports the CPU time per op as cpu-ns/op.
+func (c *CPU) Report(b *testing.B) {
+	c.Stop()
+	if b.N > 0 {
+		b.ReportMetric(float64(c.total.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
