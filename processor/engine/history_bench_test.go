@@ -89,7 +89,7 @@ func BenchmarkHistory(b *testing.B) {
 				v, _ := codec.Marshal(u)
 				pristine = append(pristine, v)
 			}
-			runOnUsers(b, codec, pristine, func(u *state.User, j int) { eng.Event(u, &evs[j]) })
+			runOnUsers(b, eng, codec, pristine, func(u *state.User, j int) { eng.Event(u, &evs[j]) })
 		})
 	}
 	b.Run("timer", func(b *testing.B) {
@@ -101,7 +101,7 @@ func BenchmarkHistory(b *testing.B) {
 			}
 		}
 		b.Logf("%d of %d users have a pending timer", len(pristine), len(keys))
-		runOnUsers(b, codec, pristine, func(u *state.User, _ int) {
+		runOnUsers(b, eng, codec, pristine, func(u *state.User, _ int) {
 			due, _ := u.NextDue()
 			eng.Timer(u, due)
 		})
@@ -109,8 +109,9 @@ func BenchmarkHistory(b *testing.B) {
 }
 
 // runOnUsers calls step b.N times, on the users encoded in pristine in
-// turn, restoring them all (unmeasured) after each pass.
-func runOnUsers(b *testing.B, codec *state.Codec, pristine [][]byte, step func(u *state.User, j int)) {
+// turn, restoring them all (unmeasured) after each pass. A user is restored
+// as the drivers load one: decoded, then reconciled with the pack.
+func runOnUsers(b *testing.B, eng *engine.Engine, codec *state.Codec, pristine [][]byte, step func(u *state.User, j int)) {
 	users := make([]*state.User, len(pristine))
 	restore := func() {
 		for i, v := range pristine {
@@ -118,6 +119,7 @@ func runOnUsers(b *testing.B, codec *state.Codec, pristine [][]byte, step func(u
 			if err != nil {
 				b.Fatal(err)
 			}
+			eng.Reconcile(u)
 			users[i] = u
 		}
 		// The restore's garbage is collected now, not in the measured

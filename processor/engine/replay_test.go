@@ -28,7 +28,10 @@ import (
 //
 //	replay users=N events=N seed=N [limits=small]
 //
-// limits=small bounds the state tightly, so that eviction runs often.
+// limits=small bounds the state tightly, so that eviction runs often. The
+// stream is replayed a second time with every state encoded, decoded and
+// reconciled before each of its inputs, as after a driver's cache miss:
+// the digest must not change.
 func (h *harness) replay(t *testing.T, d *datadriven.TestData) string {
 	var users, events int
 	var seed uint64
@@ -54,67 +57,93 @@ func (h *harness) replay(t *testing.T, d *datadriven.TestData) string {
 		d.Fatalf(t, "%v", err)
 	}
 	codec := state.NewCodec()
-	sum := sha256.New()
 	var n struct{ events, timers, dup, erased, evaluated, errors int }
 	sent := map[string]int{}
 	suppressed := map[string]int{}
 	evicted := map[string]int{}
-	var buf []byte
-	p := enginetest.Replay(eng, evs, func(s *enginetest.Step) {
-		r := s.Result
-		buf = buf[:0]
-		buf = append(buf, s.Key...)
-		if s.Event != nil {
-			n.events++
-			buf = append(buf, s.Event.MessageID...)
-		} else {
-			n.timers++
-			buf = binary.AppendVarint(buf, s.Due.UnixNano())
-		}
-		if r.Duplicate {
-			n.dup++
-		}
-		if r.Erase {
-			n.erased++
-		}
-		n.evaluated += r.Evaluated
-		buf = binary.AppendVarint(buf, int64(r.Evaluated))
-		for i := range r.Commands {
-			c := &r.Commands[i]
-			sent[c.Trigger]++
-			b, err := schema.MarshalCommand(c)
-			if err != nil {
-				d.Fatalf(t, "encode command: %v", err)
-			}
-			buf = append(buf, b...)
-		}
-		for i := range r.Suppressions {
-			sp := &r.Suppressions[i]
-			suppressed[string(sp.Reason)]++
-			buf, err = schema.AppendSuppression(buf, sp)
-			if err != nil {
-				d.Fatalf(t, "encode suppression: %v", err)
+	play := func(reload bool) ([]byte, *enginetest.Player) {
+		sum := sha256.New()
+		var buf []byte
+		p := enginetest.NewPlayer(eng)
+		if reload {
+			p.Reload = func(u *state.User) *state.User {
+				v, err := codec.Clone(u)
+				if err != nil {
+					d.Fatalf(t, "reload state: %v", err)
+				}
+				eng.Reconcile(v)
+				return v
 			}
 		}
-		for _, e := range r.Errors {
-			n.errors++
-			buf = append(buf, e.Error()...)
-		}
-		r.Evictions.Each(func(kind string, k int) {
-			evicted[kind] += k
-			buf = append(buf, kind...)
-			buf = binary.AppendVarint(buf, int64(k))
+		p.Play(evs, func(s *enginetest.Step) {
+			r := s.Result
+			buf = buf[:0]
+			buf = append(buf, s.Key...)
+			if s.Event != nil {
+				buf = append(buf, s.Event.MessageID...)
+			} else {
+				buf = binary.AppendVarint(buf, s.Due.UnixNano())
+			}
+			buf = binary.AppendVarint(buf, int64(r.Evaluated))
+			for i := range r.Commands {
+				b, err := schema.MarshalCommand(&r.Commands[i])
+				if err != nil {
+					d.Fatalf(t, "encode command: %v", err)
+				}
+				buf = append(buf, b...)
+			}
+			for i := range r.Suppressions {
+				buf, err = schema.AppendSuppression(buf, &r.Suppressions[i])
+				if err != nil {
+					d.Fatalf(t, "encode suppression: %v", err)
+				}
+			}
+			for _, e := range r.Errors {
+				buf = append(buf, e.Error()...)
+			}
+			r.Evictions.Each(func(kind string, k int) {
+				buf = append(buf, kind...)
+				buf = binary.AppendVarint(buf, int64(k))
+			})
+			if s.User != nil {
+				b, err := codec.Marshal(s.User)
+				if err != nil {
+					d.Fatalf(t, "encode state: %v", err)
+				}
+				buf = append(buf, b...)
+			}
+			sum.Write(binary.AppendUvarint(nil, uint64(len(buf))))
+			sum.Write(buf)
+			if reload {
+				return
+			}
+			if s.Event != nil {
+				n.events++
+			} else {
+				n.timers++
+			}
+			if r.Duplicate {
+				n.dup++
+			}
+			if r.Erase {
+				n.erased++
+			}
+			n.evaluated += r.Evaluated
+			n.errors += len(r.Errors)
+			for i := range r.Commands {
+				sent[r.Commands[i].Trigger]++
+			}
+			for i := range r.Suppressions {
+				suppressed[string(r.Suppressions[i].Reason)]++
+			}
+			r.Evictions.Each(func(kind string, k int) { evicted[kind] += k })
 		})
-		if s.User != nil {
-			b, err := codec.Marshal(s.User)
-			if err != nil {
-				d.Fatalf(t, "encode state: %v", err)
-			}
-			buf = append(buf, b...)
-		}
-		sum.Write(binary.AppendUvarint(nil, uint64(len(buf))))
-		sum.Write(buf)
-	})
+		return sum.Sum(nil), p
+	}
+	digest, p := play(false)
+	if again, _ := play(true); string(again) != string(digest) {
+		t.Errorf("%s: states reloaded before every input give digest %x, not %x", d.Pos, again, digest)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d events, %d timer firings, %d duplicates, %d erased, %d users left\n",
 		n.events, n.timers, n.dup, n.erased, len(p.States))
@@ -132,6 +161,6 @@ func (h *harness) replay(t *testing.T, d *datadriven.TestData) string {
 	counts("sent", sent)
 	counts("suppressed", suppressed)
 	counts("evicted", evicted)
-	fmt.Fprintf(&b, "digest %x\n", sum.Sum(nil))
+	fmt.Fprintf(&b, "digest %x\n", digest)
 	return b.String()
 }

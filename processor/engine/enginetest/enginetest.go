@@ -54,6 +54,9 @@ type Player struct {
 	Erased map[string]bool
 	// Steps counts the inputs applied (events and timer firings).
 	Steps int
+	// Reload, when not nil, replaces a user's state before each of its
+	// inputs, as a driver's cache miss does (decode, reconcile).
+	Reload func(*state.User) *state.User
 }
 
 // NewPlayer returns a player with no users.
@@ -76,6 +79,9 @@ func (p *Player) Apply(ev *schema.Event, fn func(*Step)) {
 		}
 		u = state.New(key)
 		p.States[key] = u
+	} else if p.Reload != nil {
+		u = p.Reload(u)
+		p.States[key] = u
 	}
 	for {
 		due, ok := u.NextDue()
@@ -86,6 +92,10 @@ func (p *Player) Apply(ev *schema.Event, fn func(*Step)) {
 		p.Steps++
 		if fn != nil {
 			fn(&Step{User: u, Key: key, Due: due, Result: &res})
+		}
+		if p.Reload != nil {
+			u = p.Reload(u)
+			p.States[key] = u
 		}
 	}
 	res := p.Engine.Event(u, ev)
@@ -114,10 +124,15 @@ func (p *Player) Keys() []string {
 // Timers still pending at the end are left pending.
 func Replay(eng *engine.Engine, events []schema.Event, fn func(*Step)) *Player {
 	p := NewPlayer(eng)
+	p.Play(events, fn)
+	return p
+}
+
+// Play applies every event in order.
+func (p *Player) Play(events []schema.Event, fn func(*Step)) {
 	for i := range events {
 		p.Apply(&events[i], fn)
 	}
-	return p
 }
 
 // CPU measures the process's CPU time (user and system, every thread: the
