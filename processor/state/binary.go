@@ -410,7 +410,7 @@ func (d *dec) user() *User {
 	u.Aggs = decMap(d, 2, func() *Agg {
 		a := &Agg{}
 		if n := d.count(10); n > 0 {
-			a.Entries = make([]AggEntry, n)
+			a.Entries = make([]AggEntry, n, n+1) // room for the next entry
 			for i := range a.Entries {
 				a.Entries[i] = AggEntry{T: d.time(), K: d.str(), V: d.f64()}
 			}
@@ -428,7 +428,9 @@ func (d *dec) user() *User {
 	u.Unsubscribed = d.time()
 	u.Bounced = d.time()
 	if n := d.count(8); n > 0 {
-		u.SeenIDs = make([]uint64, n)
+		// Room for the next id: the engine appends one, then trims to
+		// the limit, so a state at the limit never grows again.
+		u.SeenIDs = make([]uint64, n, n+1)
 		for i := range u.SeenIDs {
 			if len(d.b) < 8 {
 				d.fail()
@@ -439,7 +441,7 @@ func (d *dec) user() *User {
 		}
 	}
 	if n := d.count(3); n > 0 {
-		u.Sends = make([]Send, n)
+		u.Sends = make([]Send, n, n+1)
 		for i := range u.Sends {
 			u.Sends[i] = Send{At: d.time(), Trigger: d.str(), Step: d.int()}
 		}
