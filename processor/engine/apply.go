@@ -306,12 +306,11 @@ func cartValue(items []state.CartItem) float64 {
 }
 
 // feedAggregates adds the event to every declared aggregate it passes.
-func (s *step) feedAggregates(key string, ev *rules.Event) {
+func (s *step) feedAggregates(key string, vars *rules.Vars) {
 	aggs := s.e.pack.Fed(key)
 	if len(aggs) == 0 {
 		return
 	}
-	vars := &rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: entryOf(ev)}
 	for _, a := range aggs {
 		if a.When != nil {
 			s.res.Evaluated++
@@ -357,6 +356,6 @@ func (s *step) feedAggregates(key string, ev *rules.Event) {
 	}
 }
 
-func entryOf(ev *rules.Event) *state.Entry {
-	return &state.Entry{ID: ev.ID, Name: ev.Name, Time: ev.Time, Path: ev.Path, Properties: ev.Properties}
+func entryOf(ev *rules.Event) state.Entry {
+	return state.Entry{ID: ev.ID, Name: ev.Name, Time: ev.Time, Path: ev.Path, Properties: ev.Properties}
 }

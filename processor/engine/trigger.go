@@ -40,8 +40,12 @@ func (s *step) exits(key string, ev *rules.Event) {
 			return
 		}
 		run := ts.Run
-		if !s.cond(x.When, &rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: &run.Entry}) {
-			return
+		if x.When != nil {
+			sc := s.scratch()
+			sc.exit = rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: &run.Entry}
+			if !s.cond(x.When, &sc.exit) {
+				return
+			}
 		}
 		s.suppress(t, run, run.Step, schema.SuppressExited, time.Time{})
 		s.endRun(ts)
@@ -49,13 +53,13 @@ func (s *step) exits(key string, ev *rules.Event) {
 }
 
 // wake evaluates the triggers an event of this key wakes, in name order.
-func (s *step) wake(key string, ev *schema.Event, view *rules.Event) {
+// vars are the event's (step.eventVars).
+func (s *step) wake(key string, vars *rules.Vars) {
 	woken := s.e.pack.Woken(key)
 	if len(woken) == 0 {
 		return
 	}
-	entry := entryOf(view)
-	vars := &rules.Vars{Event: view, User: s.u, Now: s.now, Entry: entry}
+	entry := vars.Entry
 	for _, t := range woken {
 		ts := s.u.Triggers[t.Name]
 		if ts != nil && ts.Run != nil {
@@ -139,12 +143,11 @@ func (s *step) schedule(t *rules.Trigger, ts *state.Trigger, i int) {
 func (s *step) fireTimer(t *rules.Trigger, run *state.Run) {
 	ts := s.u.Triggers[t.Name]
 	if run.Phase == state.PhaseWait {
-		view := rules.EventOfEntry(&run.Entry)
 		check := t.Recheck
 		if check == nil {
 			check = t.When
 		}
-		if !s.cond(check, &rules.Vars{Event: &view, User: s.u, Now: s.now, Entry: &run.Entry}) {
+		if check != nil && !s.cond(check, s.runVars(run)) {
 			// The condition no longer holds: the run ends without a send.
 			ts.Run = nil
 			return
@@ -165,8 +168,7 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 	run := ts.Run
 	i := run.Step
 	st := &t.Steps[i]
-	view := rules.EventOfEntry(&run.Entry)
-	vars := &rules.Vars{Event: &view, User: s.u, Now: s.now, Entry: &run.Entry}
+	vars := s.runVars(run)
 	first := run.Sent == 0 && !run.Deferred
 
 	if !run.Deferred && !s.cond(st.When, vars) {
