@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -18,7 +17,12 @@ const versionBinary byte = 2
 
 var errCorrupt = errors.New("state: corrupt encoding")
 
-type enc struct{ b []byte }
+// enc appends the encoding to b. keys is a stack of map keys being
+// sorted, reused from map to map (nested maps push above their parent's).
+type enc struct {
+	b    []byte
+	keys []string
+}
 
 func (e *enc) uvarint(x uint64) { e.b = binary.AppendUvarint(e.b, x) }
 func (e *enc) varint(x int64)   { e.b = binary.AppendVarint(e.b, x) }
@@ -44,21 +48,33 @@ func (e *enc) time(t time.Time) {
 	e.varint(t.UnixNano())
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
+// encMap writes m's length, then each key and value in key order.
 func encMap[V any](e *enc, m map[string]V, val func(V)) {
 	e.uvarint(uint64(len(m)))
-	for _, k := range sortedKeys(m) {
+	switch len(m) {
+	case 0:
+		return
+	case 1:
+		for k, v := range m {
+			e.str(k)
+			val(v)
+		}
+		return
+	}
+	start := len(e.keys)
+	for k := range m {
+		e.keys = append(e.keys, k)
+	}
+	end := len(e.keys)
+	slices.Sort(e.keys[start:end])
+	// val may push keys of its own (nested objects) and move e.keys.
+	for i := start; i < end; i++ {
+		k := e.keys[i]
 		e.str(k)
 		val(m[k])
 	}
+	clear(e.keys[start:])
+	e.keys = e.keys[:start]
 }
 
 // Tags of dynamic values (traits, event properties), as JSON has them.
@@ -115,14 +131,13 @@ func (e *enc) any(v any) error {
 }
 
 func (e *enc) object(m map[string]any) error {
-	e.uvarint(uint64(len(m)))
-	for _, k := range sortedKeys(m) {
-		e.str(k)
-		if err := e.any(m[k]); err != nil {
-			return err
+	var err error
+	encMap(e, m, func(v any) {
+		if verr := e.any(v); verr != nil && err == nil {
+			err = verr
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 func (e *enc) entry(x *Entry) error {
@@ -452,14 +467,36 @@ func (d *dec) user() *User {
 	return u
 }
 
-// marshalBinary appends the binary encoding of u to b.
-func marshalBinary(b []byte, u *User) ([]byte, error) {
-	e := enc{b: slices.Grow(b, 512)}
-	e.b = append(e.b, versionBinary)
-	if err := e.user(u); err != nil {
-		return nil, err
+// encScratch is the buffer and key stack one Marshal works in; the Codec
+// pools them.
+type encScratch struct {
+	b    []byte
+	keys []string
+}
+
+// maxPooled bounds the buffers kept for reuse, so that one huge state does
+// not pin its buffer for good.
+const maxPooled = 64 << 10
+
+// marshalBinary returns the binary encoding of u, built in a pooled
+// buffer and copied out at its exact size: one allocation per state.
+func (c *Codec) marshalBinary(u *User) ([]byte, error) {
+	sc, _ := c.bufs.Get().(*encScratch)
+	if sc == nil {
+		sc = &encScratch{b: make([]byte, 0, 1024)}
 	}
-	return e.b, nil
+	e := enc{b: append(sc.b[:0], versionBinary), keys: sc.keys[:0]}
+	err := e.user(u)
+	var out []byte
+	if err == nil {
+		out = make([]byte, len(e.b))
+		copy(out, e.b)
+	}
+	if cap(e.b) <= maxPooled {
+		sc.b, sc.keys = e.b[:0], e.keys[:0]
+		c.bufs.Put(sc)
+	}
+	return out, err
 }
 
 func unmarshalBinary(b []byte) (*User, error) {
