@@ -347,6 +347,23 @@ func decMap[V any](d *dec, min int, val func() V) map[string]V {
 	return m
 }
 
+// decSlabMap decodes a map of pointers whose values come from one slab,
+// not one allocation each.
+func decSlabMap[T any](d *dec, min int, val func(*T)) map[string]*T {
+	n := d.count(min)
+	if n == 0 {
+		return nil
+	}
+	slab := make([]T, n)
+	m := make(map[string]*T, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.str()
+		val(&slab[i])
+		m[k] = &slab[i]
+	}
+	return m
+}
+
 func (d *dec) any(depth int) any {
 	if depth > 64 {
 		d.fail()
@@ -398,8 +415,8 @@ func (d *dec) user() *User {
 	u.LastEvent = d.time()
 	u.LastSeen = decMap(d, 2, d.time)
 	u.Counts = decMap(d, 2, d.varint)
-	u.Pages = decMap(d, 20, func() *Page {
-		return &Page{Views: d.varint(), Revisits: d.varint(), First: d.time(), Last: d.time(),
+	u.Pages = decSlabMap(d, 20, func(p *Page) {
+		*p = Page{Views: d.varint(), Revisits: d.varint(), First: d.time(), Last: d.time(),
 			LastSession: d.time(), MaxScroll: d.f64(), Dwell: d.f64()}
 	})
 	u.Hovers = decMap(d, 2, d.varint)
@@ -422,23 +439,20 @@ func (d *dec) user() *User {
 	u.Session.Video = decMap(d, 9, d.f64)
 	u.Score = d.f64()
 	u.ScoreAt = d.time()
-	u.Aggs = decMap(d, 2, func() *Agg {
-		a := &Agg{}
+	u.Aggs = decSlabMap(d, 2, func(a *Agg) {
 		if n := d.count(10); n > 0 {
 			a.Entries = make([]AggEntry, n, n+1) // room for the next entry
 			for i := range a.Entries {
 				a.Entries[i] = AggEntry{T: d.time(), K: d.str(), V: d.f64()}
 			}
 		}
-		return a
 	})
-	u.Triggers = decMap(d, 6, func() *Trigger {
-		t := &Trigger{Runs: d.varint(), Sent: d.varint(), LastEnd: d.time(), Entered: d.bool(), CooldownNoted: d.time()}
+	u.Triggers = decSlabMap(d, 6, func(t *Trigger) {
+		*t = Trigger{Runs: d.varint(), Sent: d.varint(), LastEnd: d.time(), Entered: d.bool(), CooldownNoted: d.time()}
 		if d.bool() {
 			t.Run = &Run{Seq: d.varint(), Started: d.time(), Entry: d.entry(), Phase: d.str(), Step: d.int(),
 				Due: d.time(), Deferred: d.bool(), Variant: d.str(), Sent: d.int(), Last: d.time()}
 		}
-		return t
 	})
 	u.Unsubscribed = d.time()
 	u.Bounced = d.time()
