@@ -145,6 +145,7 @@ type Program struct {
 	Source string
 	Pos    Pos
 	prg    cel.Program
+	fast   *fast // what Go computes without CEL; nil: nothing
 }
 
 // index sorts the pack and builds its lookup tables.
