@@ -305,12 +305,8 @@ func cartValue(items []state.CartItem) float64 {
 	return math.Round(v*100) / 100
 }
 
-// feedAggregates adds the event to every declared aggregate it passes.
-func (s *step) feedAggregates(key string, vars *rules.Vars) {
-	aggs := s.e.pack.Fed(key)
-	if len(aggs) == 0 {
-		return
-	}
+// feedAggregates adds the event to every aggregate of aggs it passes.
+func (s *step) feedAggregates(aggs []*rules.Aggregate, vars *rules.Vars) {
 	for _, a := range aggs {
 		if a.When != nil {
 			s.res.Evaluated++

@@ -258,12 +258,11 @@ func (e *Engine) event(u *state.User, ev *schema.Event) Result {
 	}
 	s.pruneAggregates()
 	s.apply(ev)
-	key := ev.Key()
-	if e.pack.Reads(key) {
+	if on := e.pack.On(ev.Key()); on != nil {
 		vars := s.eventVars(ev)
-		s.feedAggregates(key, vars)
-		s.exits(key, vars.Event)
-		s.wake(key, vars)
+		s.feedAggregates(on.Fed, vars)
+		s.exits(on.Exits, vars.Event)
+		s.wake(on.Woken, vars)
 		s.done()
 	}
 	u.Enforce(e.limits, &s.res.Evictions)

@@ -32,33 +32,30 @@ func (s *step) cond(p *rules.Program, vars *rules.Vars) bool {
 	return ok
 }
 
-// exits cancels the pending runs an event of this key exits.
-func (s *step) exits(key string, ev *rules.Event) {
-	s.e.pack.Exits(key, func(t *rules.Trigger, x *rules.Exit) {
+// exits cancels the pending runs the event exits.
+func (s *step) exits(exits []rules.KeyExit, ev *rules.Event) {
+	for _, ke := range exits {
+		t, x := ke.Trigger, ke.Exit
 		ts := s.u.Triggers[t.Name]
 		if ts == nil || ts.Run == nil {
-			return
+			continue
 		}
 		run := ts.Run
 		if x.When != nil {
 			sc := s.scratch()
 			sc.exit = rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: &run.Entry}
 			if !s.cond(x.When, &sc.exit) {
-				return
+				continue
 			}
 		}
 		s.suppress(t, run, run.Step, schema.SuppressExited, time.Time{})
 		s.endRun(ts)
-	})
+	}
 }
 
-// wake evaluates the triggers an event of this key wakes, in name order.
-// vars are the event's (step.eventVars).
-func (s *step) wake(key string, vars *rules.Vars) {
-	woken := s.e.pack.Woken(key)
-	if len(woken) == 0 {
-		return
-	}
+// wake evaluates the triggers the event wakes, in name order. vars are
+// the event's (step.eventVars).
+func (s *step) wake(woken []*rules.Trigger, vars *rules.Vars) {
 	entry := vars.Entry
 	for _, t := range woken {
 		ts := s.u.Triggers[t.Name]
