@@ -290,15 +290,19 @@ func (e *Engine) timer(u *state.User, now time.Time) Result {
 }
 
 // nextDue returns the run with the earliest timer (ties by trigger name).
+// It walks the user's trigger states, a few, not the pack's triggers.
 func (s *step) nextDue() (*rules.Trigger, *state.Run) {
 	var bestT *rules.Trigger
 	var best *state.Run
-	for _, t := range s.e.pack.Triggers {
-		ts := s.u.Triggers[t.Name]
-		if ts == nil || ts.Run == nil {
+	for name, ts := range s.u.Triggers {
+		if ts.Run == nil {
 			continue
 		}
-		if best == nil || ts.Run.Due.Before(best.Due) {
+		t := s.e.pack.Trigger(name)
+		if t == nil {
+			continue // not reconciled yet: Reconcile drops it
+		}
+		if best == nil || ts.Run.Due.Before(best.Due) || (ts.Run.Due.Equal(best.Due) && name < bestT.Name) {
 			bestT, best = t, ts.Run
 		}
 	}

@@ -186,7 +186,7 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 			ts.Entered = true
 			return 0, true
 		}
-		if other := s.activeSequence(t); other != nil {
+		if s.inOtherSequence(t) {
 			s.suppress(t, run, i, schema.SuppressInOtherSequence, time.Time{})
 			ts.Run = nil
 			return 0, true
@@ -209,36 +209,33 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 	return i + 1, false
 }
 
-// activeSequence returns another trigger whose sequence is under way for
-// this user (it has sent and has steps left) and that this one does not
-// outrank by priority.
-func (s *step) activeSequence(t *rules.Trigger) *rules.Trigger {
-	for _, o := range s.e.pack.Triggers {
-		if o == t {
+// inOtherSequence reports whether another trigger's sequence is under way
+// for this user (it has sent and has steps left) and this one does not
+// outrank it by priority.
+func (s *step) inOtherSequence(t *rules.Trigger) bool {
+	for name, ts := range s.u.Triggers {
+		if name == t.Name || ts.Run == nil || ts.Run.Sent == 0 || ts.Run.Phase != state.PhaseStep {
 			continue
 		}
-		ts := s.u.Triggers[o.Name]
-		if ts == nil || ts.Run == nil || ts.Run.Sent == 0 || ts.Run.Phase != state.PhaseStep {
-			continue
-		}
-		if t.Priority <= o.Priority {
-			return o
+		if o := s.e.pack.Trigger(name); o != nil && t.Priority <= o.Priority {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // reserved lists when the user's other pending runs that outrank t are
 // expected to send: a lower-ranked send must leave the cap room for them.
+// The order is of no consequence (policy.Capacity counts them).
 func (s *step) reserved(t *rules.Trigger) []time.Time {
 	me := rankOf(t)
 	var out []time.Time
-	for _, o := range s.e.pack.Triggers {
-		if o == t {
+	for name, ts := range s.u.Triggers {
+		if name == t.Name || ts.Run == nil {
 			continue
 		}
-		ts := s.u.Triggers[o.Name]
-		if ts == nil || ts.Run == nil || !rankOf(o).Before(me) {
+		o := s.e.pack.Trigger(name)
+		if o == nil || !rankOf(o).Before(me) {
 			continue
 		}
 		at := ts.Run.Due
