@@ -20,15 +20,36 @@ func (e *Engine) Reconcile(u *state.User) {
 			delete(u.Triggers, name)
 		}
 	}
-	for name := range u.Aggs {
-		if e.pack.Aggregate(name) == nil {
+	// While at it, note when the first aggregate entry leaves its window,
+	// so that the next input need not look (pruneAggregates).
+	next := never()
+	for name, a := range u.Aggs {
+		spec := e.pack.Aggregate(name)
+		if spec == nil {
 			delete(u.Aggs, name)
+			continue
+		}
+		if len(a.Entries) == 0 {
+			next = time.Time{} // pruneAggregates drops it
+			continue
+		}
+		if at := a.Entries[0].T.Add(spec.Window); !next.IsZero() && at.Before(next) {
+			next = at
 		}
 	}
+	u.SetAggsPruneAt(next)
 }
 
-// pruneAggregates drops aggregate entries that fell out of their window.
+// pruneAggregates drops aggregate entries that fell out of their window,
+// and empty aggregates. The user state caches the earliest time an entry
+// leaves its window (state.User.AggsPruneAt), so most events look at no
+// aggregate at all; every aggregate is looked at once that time has come,
+// or when it is not known (a state just decoded).
 func (s *step) pruneAggregates() {
+	if at, ok := s.u.AggsPruneAt(); ok && s.now.Before(at) {
+		return
+	}
+	var next time.Time
 	for name, a := range s.u.Aggs {
 		spec := s.e.pack.Aggregate(name)
 		if spec == nil {
@@ -44,6 +65,28 @@ func (s *step) pruneAggregates() {
 		}
 		if len(a.Entries) == 0 {
 			delete(s.u.Aggs, name)
+			continue
+		}
+		// The first entry leaves the window when now - window reaches it.
+		if at := a.Entries[0].T.Add(spec.Window); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if next.IsZero() {
+		// No entry at all: nothing to drop until one is added.
+		next = never()
+	}
+	s.u.SetAggsPruneAt(next)
+}
+
+// never is later than any event or timer.
+func never() time.Time { return time.Unix(1<<62, 0) }
+
+// notePrune lowers the cached prune time for an entry of spec added at t.
+func (s *step) notePrune(spec *rules.Aggregate, t time.Time) {
+	if at, ok := s.u.AggsPruneAt(); ok {
+		if exp := t.Add(spec.Window); exp.Before(at) {
+			s.u.SetAggsPruneAt(exp)
 		}
 	}
 }
@@ -262,13 +305,8 @@ func cartValue(items []state.CartItem) float64 {
 	return math.Round(v*100) / 100
 }
 
-// feedAggregates adds the event to every declared aggregate it passes.
-func (s *step) feedAggregates(key string, ev *rules.Event) {
-	aggs := s.e.pack.Fed(key)
-	if len(aggs) == 0 {
-		return
-	}
-	vars := &rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: entryOf(ev)}
+// feedAggregates adds the event to every aggregate of aggs it passes.
+func (s *step) feedAggregates(aggs []*rules.Aggregate, vars *rules.Vars) {
 	for _, a := range aggs {
 		if a.When != nil {
 			s.res.Evaluated++
@@ -310,9 +348,10 @@ func (s *step) feedAggregates(key string, ev *rules.Event) {
 		st.Entries = append(st.Entries, state.AggEntry{})
 		copy(st.Entries[i+1:], st.Entries[i:])
 		st.Entries[i] = e
+		s.notePrune(a, e.T)
 	}
 }
 
-func entryOf(ev *rules.Event) *state.Entry {
-	return &state.Entry{ID: ev.ID, Name: ev.Name, Time: ev.Time, Path: ev.Path, Properties: ev.Properties}
+func entryOf(ev *rules.Event) state.Entry {
+	return state.Entry{ID: ev.ID, Name: ev.Name, Time: ev.Time, Path: ev.Path, Properties: ev.Properties}
 }

@@ -59,6 +59,10 @@ func newEngine(pack *rules.Pack) *engine.Engine {
 //	state user=u1
 //	    The user's trigger states, runs and send log.
 //
+//	replay users=N events=N seed=N [limits=small]
+//	    A generated clickstream through the example pack, digested
+//	    (replay_test.go).
+//
 // Every input prints its send-commands, suppressions (a quiet-hours
 // deferral as "defer", with its new time), rule errors and the user's next
 // due time; times are UTC with the user's local time beside them.
@@ -76,7 +80,7 @@ type harness struct {
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
-	if d.Cmd != "pack" && h.eng == nil {
+	if d.Cmd != "pack" && d.Cmd != "replay" && h.eng == nil {
 		d.Fatalf(t, "%s before pack", d.Cmd)
 	}
 	if allowed, ok := commandArgs()[d.Cmd]; ok {
@@ -99,6 +103,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		return h.advance(t, d)
 	case "state":
 		return h.state(t, d)
+	case "replay":
+		return h.replay(t, d)
 	}
 	d.Fatalf(t, "unknown command %q", d.Cmd)
 	return ""
@@ -113,6 +119,7 @@ func commandArgs() map[string][]string {
 		"timer":   {"user", "at"},
 		"advance": {"to", "user"},
 		"state":   {"user"},
+		"replay":  {"users", "events", "seed", "limits"},
 	}
 }
 

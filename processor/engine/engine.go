@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/microtrigger/microtrigger/internal/invariants"
@@ -22,6 +23,9 @@ type Engine struct {
 	limits state.Limits
 	codec  *state.Codec
 	zones  *zoneinfo.DB
+	// scratch pools what rule evaluation needs per input (*scratch), so
+	// that an input allocates none of it.
+	scratch sync.Pool
 }
 
 // Options tunes an Engine.
@@ -147,10 +151,68 @@ type step struct {
 	// cause is the messageId of the event being applied, "" on a timer.
 	cause string
 	loc   *time.Location
+	sc    *scratch // nil until a rule is evaluated
+}
+
+// scratch holds the CEL variables of one input. CEL keeps a pointer to
+// them (they are its activation), so they would escape to the heap if
+// built on the stack; the engine pools them instead.
+type scratch struct {
+	// event is the CEL view of the event being applied, entry the run
+	// entry it would start, and vars {event, user, now, entry} over them:
+	// aggregates, exits and wake-ups of one event share them.
+	event rules.Event
+	entry state.Entry
+	vars  rules.Vars
+	// exit is vars with a pending run's entry, for exit conditions.
+	exit rules.Vars
+	// runEvent and run are the view and variables of a run's own entry
+	// event, for re-checks and steps.
+	runEvent rules.Event
+	run      rules.Vars
 }
 
 func (e *Engine) newStep(u *state.User, now time.Time) *step {
 	return &step{e: e, u: u, now: now}
+}
+
+// scratch returns the step's scratch, taken from the engine's pool.
+func (s *step) scratch() *scratch {
+	if s.sc == nil {
+		sc, _ := s.e.scratch.Get().(*scratch)
+		if sc == nil {
+			sc = &scratch{}
+		}
+		s.sc = sc
+	}
+	return s.sc
+}
+
+// done returns the step's scratch to the pool, holding nothing of the
+// user's.
+func (s *step) done() {
+	if s.sc != nil {
+		*s.sc = scratch{}
+		s.e.scratch.Put(s.sc)
+		s.sc = nil
+	}
+}
+
+// eventVars sets the scratch's event view, entry and variables for ev.
+func (s *step) eventVars(ev *schema.Event) *rules.Vars {
+	sc := s.scratch()
+	sc.event = rules.EventOf(ev)
+	sc.entry = entryOf(&sc.event)
+	sc.vars = rules.Vars{Event: &sc.event, User: s.u, Now: s.now, Entry: &sc.entry}
+	return &sc.vars
+}
+
+// runVars sets the scratch's run view and variables for run, at s.now.
+func (s *step) runVars(run *state.Run) *rules.Vars {
+	sc := s.scratch()
+	sc.runEvent = rules.EventOfEntry(&run.Entry)
+	sc.run = rules.Vars{Event: &sc.runEvent, User: s.u, Now: s.now, Entry: &run.Entry}
+	return &sc.run
 }
 
 func (s *step) location() *time.Location {
@@ -196,12 +258,12 @@ func (e *Engine) event(u *state.User, ev *schema.Event) Result {
 	}
 	s.pruneAggregates()
 	s.apply(ev)
-	key := ev.Key()
-	if e.pack.Reads(key) {
-		view := rules.EventOf(ev)
-		s.feedAggregates(key, &view)
-		s.exits(key, &view)
-		s.wake(key, ev, &view)
+	if on := e.pack.On(ev.Key()); on != nil {
+		vars := s.eventVars(ev)
+		s.feedAggregates(on.Fed, vars)
+		s.exits(on.Exits, vars.Event)
+		s.wake(on.Woken, vars)
+		s.done()
 	}
 	u.Enforce(e.limits, &s.res.Evictions)
 	return s.res
@@ -222,20 +284,25 @@ func (e *Engine) timer(u *state.User, now time.Time) Result {
 		s.scoreAt(s.now)
 		s.fireTimer(t, run)
 	}
+	s.done()
 	u.Enforce(e.limits, &s.res.Evictions)
 	return s.res
 }
 
 // nextDue returns the run with the earliest timer (ties by trigger name).
+// It walks the user's trigger states, a few, not the pack's triggers.
 func (s *step) nextDue() (*rules.Trigger, *state.Run) {
 	var bestT *rules.Trigger
 	var best *state.Run
-	for _, t := range s.e.pack.Triggers {
-		ts := s.u.Triggers[t.Name]
-		if ts == nil || ts.Run == nil {
+	for name, ts := range s.u.Triggers {
+		if ts.Run == nil {
 			continue
 		}
-		if best == nil || ts.Run.Due.Before(best.Due) {
+		t := s.e.pack.Trigger(name)
+		if t == nil {
+			continue // not reconciled yet: Reconcile drops it
+		}
+		if best == nil || ts.Run.Due.Before(best.Due) || (ts.Run.Due.Equal(best.Due) && name < bestT.Name) {
 			bestT, best = t, ts.Run
 		}
 	}

@@ -32,30 +32,31 @@ func (s *step) cond(p *rules.Program, vars *rules.Vars) bool {
 	return ok
 }
 
-// exits cancels the pending runs an event of this key exits.
-func (s *step) exits(key string, ev *rules.Event) {
-	s.e.pack.Exits(key, func(t *rules.Trigger, x *rules.Exit) {
+// exits cancels the pending runs the event exits.
+func (s *step) exits(exits []rules.KeyExit, ev *rules.Event) {
+	for _, ke := range exits {
+		t, x := ke.Trigger, ke.Exit
 		ts := s.u.Triggers[t.Name]
 		if ts == nil || ts.Run == nil {
-			return
+			continue
 		}
 		run := ts.Run
-		if !s.cond(x.When, &rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: &run.Entry}) {
-			return
+		if x.When != nil {
+			sc := s.scratch()
+			sc.exit = rules.Vars{Event: ev, User: s.u, Now: s.now, Entry: &run.Entry}
+			if !s.cond(x.When, &sc.exit) {
+				continue
+			}
 		}
 		s.suppress(t, run, run.Step, schema.SuppressExited, time.Time{})
 		s.endRun(ts)
-	})
+	}
 }
 
-// wake evaluates the triggers an event of this key wakes, in name order.
-func (s *step) wake(key string, ev *schema.Event, view *rules.Event) {
-	woken := s.e.pack.Woken(key)
-	if len(woken) == 0 {
-		return
-	}
-	entry := entryOf(view)
-	vars := &rules.Vars{Event: view, User: s.u, Now: s.now, Entry: entry}
+// wake evaluates the triggers the event wakes, in name order. vars are
+// the event's (step.eventVars).
+func (s *step) wake(woken []*rules.Trigger, vars *rules.Vars) {
+	entry := vars.Entry
 	for _, t := range woken {
 		ts := s.u.Triggers[t.Name]
 		if ts != nil && ts.Run != nil {
@@ -139,12 +140,11 @@ func (s *step) schedule(t *rules.Trigger, ts *state.Trigger, i int) {
 func (s *step) fireTimer(t *rules.Trigger, run *state.Run) {
 	ts := s.u.Triggers[t.Name]
 	if run.Phase == state.PhaseWait {
-		view := rules.EventOfEntry(&run.Entry)
 		check := t.Recheck
 		if check == nil {
 			check = t.When
 		}
-		if !s.cond(check, &rules.Vars{Event: &view, User: s.u, Now: s.now, Entry: &run.Entry}) {
+		if check != nil && !s.cond(check, s.runVars(run)) {
 			// The condition no longer holds: the run ends without a send.
 			ts.Run = nil
 			return
@@ -165,8 +165,7 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 	run := ts.Run
 	i := run.Step
 	st := &t.Steps[i]
-	view := rules.EventOfEntry(&run.Entry)
-	vars := &rules.Vars{Event: &view, User: s.u, Now: s.now, Entry: &run.Entry}
+	vars := s.runVars(run)
 	first := run.Sent == 0 && !run.Deferred
 
 	if !run.Deferred && !s.cond(st.When, vars) {
@@ -187,7 +186,7 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 			ts.Entered = true
 			return 0, true
 		}
-		if other := s.activeSequence(t); other != nil {
+		if s.inOtherSequence(t) {
 			s.suppress(t, run, i, schema.SuppressInOtherSequence, time.Time{})
 			ts.Run = nil
 			return 0, true
@@ -210,36 +209,33 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 	return i + 1, false
 }
 
-// activeSequence returns another trigger whose sequence is under way for
-// this user (it has sent and has steps left) and that this one does not
-// outrank by priority.
-func (s *step) activeSequence(t *rules.Trigger) *rules.Trigger {
-	for _, o := range s.e.pack.Triggers {
-		if o == t {
+// inOtherSequence reports whether another trigger's sequence is under way
+// for this user (it has sent and has steps left) and this one does not
+// outrank it by priority.
+func (s *step) inOtherSequence(t *rules.Trigger) bool {
+	for name, ts := range s.u.Triggers {
+		if name == t.Name || ts.Run == nil || ts.Run.Sent == 0 || ts.Run.Phase != state.PhaseStep {
 			continue
 		}
-		ts := s.u.Triggers[o.Name]
-		if ts == nil || ts.Run == nil || ts.Run.Sent == 0 || ts.Run.Phase != state.PhaseStep {
-			continue
-		}
-		if t.Priority <= o.Priority {
-			return o
+		if o := s.e.pack.Trigger(name); o != nil && t.Priority <= o.Priority {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // reserved lists when the user's other pending runs that outrank t are
 // expected to send: a lower-ranked send must leave the cap room for them.
+// The order is of no consequence (policy.Capacity counts them).
 func (s *step) reserved(t *rules.Trigger) []time.Time {
 	me := rankOf(t)
 	var out []time.Time
-	for _, o := range s.e.pack.Triggers {
-		if o == t {
+	for name, ts := range s.u.Triggers {
+		if name == t.Name || ts.Run == nil {
 			continue
 		}
-		ts := s.u.Triggers[o.Name]
-		if ts == nil || ts.Run == nil || !rankOf(o).Before(me) {
+		o := s.e.pack.Trigger(name)
+		if o == nil || !rankOf(o).Before(me) {
 			continue
 		}
 		at := ts.Run.Due

@@ -615,7 +615,7 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 		c.e.Add(n.ExprPos(1, 0), "%s: %v", what, err)
 		return nil
 	}
-	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg}
+	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg, fast: fastOf(ast.NativeRep())}
 }
 
 // sizeEstimator gives the largest size every list, map and string a rule

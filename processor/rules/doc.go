@@ -11,7 +11,12 @@
 // The result is a [Pack]: compiled CEL programs, each with a worst-case cost
 // bounded at load (from the per-user state bounds and the event size limit),
 // indexed by the event names that wake them, so that an event evaluates only
-// the rules that can fire on it. The pack is the rule format and its compiled form; running
+// the rules that can fire on it ([Pack.On], one lookup per event). Where a
+// condition opens with a test of the event alone against constants
+// (event.path == "/pricing" && ...), that test runs in Go, and when it
+// fails the condition is false without running CEL: the result is CEL's
+// exactly, errors included, since && is false as soon as one side is. The
+// pack is the rule format and its compiled form; running
 // it against user state is the engine's job (processor/engine), and the
 // policy decisions it configures are processor/policy's.
 package rules

@@ -183,19 +183,12 @@ func newEnv(aggs map[string]*Aggregate) (*cel.Env, error) {
 		cel.Function("num",
 			cel.MemberOverload("event_num_string", []*cel.Type{event, cel.StringType}, cel.DoubleType,
 				cel.BinaryBinding(func(e, k ref.Val) ref.Val {
-					switch v := eventOf(e).Properties[str(k)].(type) {
-					case float64:
-						return types.Double(v)
-					case int64:
-						return types.Double(v)
-					}
-					return types.Double(0)
+					return types.Double(eventNum(eventOf(e), str(k)))
 				}))),
 		cel.Function("str",
 			cel.MemberOverload("event_str_string", []*cel.Type{event, cel.StringType}, cel.StringType,
 				cel.BinaryBinding(func(e, k ref.Val) ref.Val {
-					s, _ := eventOf(e).Properties[str(k)].(string)
-					return types.String(s)
+					return types.String(eventStr(eventOf(e), str(k)))
 				}))),
 		cel.Function("trait",
 			cel.MemberOverload("user_trait_string", []*cel.Type{user, cel.StringType}, cel.DynType,
@@ -207,6 +200,23 @@ func newEnv(aggs map[string]*Aggregate) (*cel.Env, error) {
 					return types.DefaultTypeAdapter.NativeToValue(v)
 				}))),
 	)
+}
+
+// eventNum is event.num(k): a numeric property, else 0.
+func eventNum(ev *Event, k string) float64 {
+	switch v := ev.Properties[k].(type) {
+	case float64:
+		return v
+	case int64:
+		return float64(v)
+	}
+	return 0
+}
+
+// eventStr is event.str(k): a string property, else "".
+func eventStr(ev *Event, k string) string {
+	s, _ := ev.Properties[k].(string)
+	return s
 }
 
 // aggValue computes a declared aggregate over the entries the engine keeps

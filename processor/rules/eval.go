@@ -32,6 +32,11 @@ func (p *Program) eval(v *Vars) (ref.Val, error) {
 
 // Bool evaluates a condition.
 func (p *Program) Bool(v *Vars) (bool, error) {
+	if p.fast != nil && v.Event != nil {
+		if b, ok := p.fast.bool(v.Event); ok {
+			return b, nil
+		}
+	}
 	out, err := p.eval(v)
 	if err != nil {
 		return false, err
@@ -45,6 +50,9 @@ func (p *Program) Bool(v *Vars) (bool, error) {
 
 // Number evaluates a numeric expression.
 func (p *Program) Number(v *Vars) (float64, error) {
+	if p.fast != nil && p.fast.num != nil && v.Event != nil {
+		return p.fast.num(v.Event), nil
+	}
 	out, err := p.eval(v)
 	if err != nil {
 		return 0, err
@@ -62,6 +70,9 @@ func (p *Program) Number(v *Vars) (float64, error) {
 
 // String evaluates a string expression.
 func (p *Program) String(v *Vars) (string, error) {
+	if p.fast != nil && p.fast.str != nil && v.Event != nil {
+		return p.fast.str(v.Event), nil
+	}
 	out, err := p.eval(v)
 	if err != nil {
 		return "", err

@@ -41,6 +41,26 @@ type Pack struct {
 	aggsByKey  map[string][]*Aggregate // event key → aggregates it feeds
 	aggsAll    []*Aggregate
 	keysOfRule map[string]bool // every event key any rule reads
+	// on is what each key any rule names runs, built from the above so
+	// that an event looks its rules up once; onAny is what every other
+	// key runs (nil without "*" rules).
+	on    map[string]*KeyRules
+	onAny *KeyRules
+}
+
+// KeyRules are what an event of one key runs: the aggregates it may feed,
+// the exit conditions on it and the triggers it wakes, in name order. The
+// slices must not be modified.
+type KeyRules struct {
+	Fed   []*Aggregate
+	Exits []KeyExit
+	Woken []*Trigger
+}
+
+// KeyExit is an exit condition on a key, with its trigger.
+type KeyExit struct {
+	Trigger *Trigger
+	Exit    *Exit
 }
 
 // AggKind is what an aggregate computes.
@@ -145,6 +165,7 @@ type Program struct {
 	Source string
 	Pos    Pos
 	prg    cel.Program
+	fast   *fast // what Go computes without CEL; nil: nothing
 }
 
 // index sorts the pack and builds its lookup tables.
@@ -186,6 +207,45 @@ func (p *Pack) index() {
 			p.keysOfRule[x.Event] = true
 		}
 	}
+	p.on = make(map[string]*KeyRules, len(p.keysOfRule))
+	for k := range p.keysOfRule {
+		p.on[k] = p.keyRules(k)
+	}
+	p.onAny = nil
+	if len(p.wakeAll) > 0 || len(p.aggsAll) > 0 {
+		p.onAny = p.keyRules("")
+	}
+}
+
+// keyRules gathers what an event of key runs, in the order evaluation
+// takes: aggregates of the key then those of every key, exits, and the
+// woken triggers by name.
+func (p *Pack) keyRules(key string) *KeyRules {
+	r := &KeyRules{}
+	if len(p.aggsAll) == 0 {
+		r.Fed = p.aggsByKey[key]
+	} else {
+		r.Fed = append(append([]*Aggregate(nil), p.aggsByKey[key]...), p.aggsAll...)
+	}
+	for _, x := range p.exits[key] {
+		r.Exits = append(r.Exits, KeyExit{Trigger: x.trigger, Exit: x.exit})
+	}
+	if len(p.wakeAll) == 0 {
+		r.Woken = p.wake[key]
+	} else {
+		r.Woken = mergeByName(p.wake[key], p.wakeAll)
+	}
+	return r
+}
+
+// On returns what an event of this key runs, or nil when no rule reads
+// the key: such an event only updates built-in state. One lookup, no
+// allocation.
+func (p *Pack) On(key string) *KeyRules {
+	if r, ok := p.on[key]; ok {
+		return r
+	}
+	return p.onAny
 }
 
 // Override changes a trigger's priority or holdout share.
@@ -231,35 +291,9 @@ func (p *Pack) Trigger(name string) *Trigger { return p.byName[name] }
 // Aggregate returns the aggregate of that name, or nil.
 func (p *Pack) Aggregate(name string) *Aggregate { return p.aggByName[name] }
 
-// Woken returns the triggers an event of this key wakes, in name order.
-// The slice must not be modified.
-func (p *Pack) Woken(key string) []*Trigger {
-	if len(p.wakeAll) == 0 {
-		return p.wake[key]
-	}
-	return mergeByName(p.wake[key], p.wakeAll)
-}
-
-// Exits calls fn for every exit condition on events of this key.
-func (p *Pack) Exits(key string, fn func(t *Trigger, x *Exit)) {
-	for _, r := range p.exits[key] {
-		fn(r.trigger, r.exit)
-	}
-}
-
-// Fed returns the aggregates an event of this key may feed.
-func (p *Pack) Fed(key string) []*Aggregate {
-	if len(p.aggsAll) == 0 {
-		return p.aggsByKey[key]
-	}
-	return append(append([]*Aggregate(nil), p.aggsByKey[key]...), p.aggsAll...)
-}
-
 // Reads reports whether any rule wakes, exits or aggregates on this key.
 // An event no rule reads only updates built-in state.
-func (p *Pack) Reads(key string) bool {
-	return p.keysOfRule[key] || len(p.wakeAll) > 0 || len(p.aggsAll) > 0
-}
+func (p *Pack) Reads(key string) bool { return p.On(key) != nil }
 
 func mergeByName(a, b []*Trigger) []*Trigger {
 	out := make([]*Trigger, 0, len(a)+len(b))

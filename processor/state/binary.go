@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -18,7 +17,12 @@ const versionBinary byte = 2
 
 var errCorrupt = errors.New("state: corrupt encoding")
 
-type enc struct{ b []byte }
+// enc appends the encoding to b. keys is a stack of map keys being
+// sorted, reused from map to map (nested maps push above their parent's).
+type enc struct {
+	b    []byte
+	keys []string
+}
 
 func (e *enc) uvarint(x uint64) { e.b = binary.AppendUvarint(e.b, x) }
 func (e *enc) varint(x int64)   { e.b = binary.AppendVarint(e.b, x) }
@@ -44,21 +48,33 @@ func (e *enc) time(t time.Time) {
 	e.varint(t.UnixNano())
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
+// encMap writes m's length, then each key and value in key order.
 func encMap[V any](e *enc, m map[string]V, val func(V)) {
 	e.uvarint(uint64(len(m)))
-	for _, k := range sortedKeys(m) {
+	switch len(m) {
+	case 0:
+		return
+	case 1:
+		for k, v := range m {
+			e.str(k)
+			val(v)
+		}
+		return
+	}
+	start := len(e.keys)
+	for k := range m {
+		e.keys = append(e.keys, k)
+	}
+	end := len(e.keys)
+	slices.Sort(e.keys[start:end])
+	// val may push keys of its own (nested objects) and move e.keys.
+	for i := start; i < end; i++ {
+		k := e.keys[i]
 		e.str(k)
 		val(m[k])
 	}
+	clear(e.keys[start:])
+	e.keys = e.keys[:start]
 }
 
 // Tags of dynamic values (traits, event properties), as JSON has them.
@@ -115,14 +131,13 @@ func (e *enc) any(v any) error {
 }
 
 func (e *enc) object(m map[string]any) error {
-	e.uvarint(uint64(len(m)))
-	for _, k := range sortedKeys(m) {
-		e.str(k)
-		if err := e.any(m[k]); err != nil {
-			return err
+	var err error
+	encMap(e, m, func(v any) {
+		if verr := e.any(v); verr != nil && err == nil {
+			err = verr
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 func (e *enc) entry(x *Entry) error {
@@ -332,6 +347,23 @@ func decMap[V any](d *dec, min int, val func() V) map[string]V {
 	return m
 }
 
+// decSlabMap decodes a map of pointers whose values come from one slab,
+// not one allocation each.
+func decSlabMap[T any](d *dec, min int, val func(*T)) map[string]*T {
+	n := d.count(min)
+	if n == 0 {
+		return nil
+	}
+	slab := make([]T, n)
+	m := make(map[string]*T, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.str()
+		val(&slab[i])
+		m[k] = &slab[i]
+	}
+	return m
+}
+
 func (d *dec) any(depth int) any {
 	if depth > 64 {
 		d.fail()
@@ -383,8 +415,8 @@ func (d *dec) user() *User {
 	u.LastEvent = d.time()
 	u.LastSeen = decMap(d, 2, d.time)
 	u.Counts = decMap(d, 2, d.varint)
-	u.Pages = decMap(d, 20, func() *Page {
-		return &Page{Views: d.varint(), Revisits: d.varint(), First: d.time(), Last: d.time(),
+	u.Pages = decSlabMap(d, 20, func(p *Page) {
+		*p = Page{Views: d.varint(), Revisits: d.varint(), First: d.time(), Last: d.time(),
 			LastSession: d.time(), MaxScroll: d.f64(), Dwell: d.f64()}
 	})
 	u.Hovers = decMap(d, 2, d.varint)
@@ -407,28 +439,27 @@ func (d *dec) user() *User {
 	u.Session.Video = decMap(d, 9, d.f64)
 	u.Score = d.f64()
 	u.ScoreAt = d.time()
-	u.Aggs = decMap(d, 2, func() *Agg {
-		a := &Agg{}
+	u.Aggs = decSlabMap(d, 2, func(a *Agg) {
 		if n := d.count(10); n > 0 {
-			a.Entries = make([]AggEntry, n)
+			a.Entries = make([]AggEntry, n, n+1) // room for the next entry
 			for i := range a.Entries {
 				a.Entries[i] = AggEntry{T: d.time(), K: d.str(), V: d.f64()}
 			}
 		}
-		return a
 	})
-	u.Triggers = decMap(d, 6, func() *Trigger {
-		t := &Trigger{Runs: d.varint(), Sent: d.varint(), LastEnd: d.time(), Entered: d.bool(), CooldownNoted: d.time()}
+	u.Triggers = decSlabMap(d, 6, func(t *Trigger) {
+		*t = Trigger{Runs: d.varint(), Sent: d.varint(), LastEnd: d.time(), Entered: d.bool(), CooldownNoted: d.time()}
 		if d.bool() {
 			t.Run = &Run{Seq: d.varint(), Started: d.time(), Entry: d.entry(), Phase: d.str(), Step: d.int(),
 				Due: d.time(), Deferred: d.bool(), Variant: d.str(), Sent: d.int(), Last: d.time()}
 		}
-		return t
 	})
 	u.Unsubscribed = d.time()
 	u.Bounced = d.time()
 	if n := d.count(8); n > 0 {
-		u.SeenIDs = make([]uint64, n)
+		// Room for the next id: the engine appends one, then trims to
+		// the limit, so a state at the limit never grows again.
+		u.SeenIDs = make([]uint64, n, n+1)
 		for i := range u.SeenIDs {
 			if len(d.b) < 8 {
 				d.fail()
@@ -439,7 +470,7 @@ func (d *dec) user() *User {
 		}
 	}
 	if n := d.count(3); n > 0 {
-		u.Sends = make([]Send, n)
+		u.Sends = make([]Send, n, n+1)
 		for i := range u.Sends {
 			u.Sends[i] = Send{At: d.time(), Trigger: d.str(), Step: d.int()}
 		}
@@ -450,14 +481,36 @@ func (d *dec) user() *User {
 	return u
 }
 
-// marshalBinary appends the binary encoding of u to b.
-func marshalBinary(b []byte, u *User) ([]byte, error) {
-	e := enc{b: slices.Grow(b, 512)}
-	e.b = append(e.b, versionBinary)
-	if err := e.user(u); err != nil {
-		return nil, err
+// encScratch is the buffer and key stack one Marshal works in; the Codec
+// pools them.
+type encScratch struct {
+	b    []byte
+	keys []string
+}
+
+// maxPooled bounds the buffers kept for reuse, so that one huge state does
+// not pin its buffer for good.
+const maxPooled = 64 << 10
+
+// marshalBinary returns the binary encoding of u, built in a pooled
+// buffer and copied out at its exact size: one allocation per state.
+func (c *Codec) marshalBinary(u *User) ([]byte, error) {
+	sc, _ := c.bufs.Get().(*encScratch)
+	if sc == nil {
+		sc = &encScratch{b: make([]byte, 0, 1024)}
 	}
-	return e.b, nil
+	e := enc{b: append(sc.b[:0], versionBinary), keys: sc.keys[:0]}
+	err := e.user(u)
+	var out []byte
+	if err == nil {
+		out = make([]byte, len(e.b))
+		copy(out, e.b)
+	}
+	if cap(e.b) <= maxPooled {
+		sc.b, sc.keys = e.b[:0], e.keys[:0]
+		c.bufs.Put(sc)
+	}
+	return out, err
 }
 
 func unmarshalBinary(b []byte) (*User, error) {

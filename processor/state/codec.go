@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -25,6 +26,9 @@ var ErrUnknownVersion = errors.New("state: unknown encoding version")
 type Codec struct {
 	enc cbor.EncMode
 	dec cbor.DecMode
+	// bufs pools Marshal's buffers (*encScratch): a Codec is safe for
+	// concurrent use.
+	bufs sync.Pool
 }
 
 // NewCodec builds the codec.
@@ -51,7 +55,7 @@ func NewCodec() *Codec {
 
 // Marshal encodes u (the compact binary encoding).
 func (c *Codec) Marshal(u *User) ([]byte, error) {
-	return marshalBinary(nil, u)
+	return c.marshalBinary(u)
 }
 
 // marshalCBOR is the first encoding, still read; tests compare the two.

@@ -54,6 +54,13 @@ type User struct {
 	SeenIDs []uint64 `json:"seen_ids,omitempty"`
 	// Sends is the send log used by frequency caps, oldest first.
 	Sends []Send `json:"sends,omitempty"`
+
+	// aggsPruneAt caches, for the engine, a time before which no entry of
+	// Aggs leaves its window, so that an event need not look at every
+	// aggregate to find nothing to drop. Zero means unknown (a state just
+	// decoded or built). It is derived data: never encoded, never read by
+	// rules.
+	aggsPruneAt time.Time
 }
 
 // Page is what is known of one page path.
@@ -175,6 +182,18 @@ type Send struct {
 func New(key string) *User {
 	return &User{Key: key}
 }
+
+// AggsPruneAt returns the time recorded by SetAggsPruneAt: no aggregate
+// entry leaves its window before it. ok is false when none is known; the
+// engine then looks at every aggregate and records the time anew.
+func (u *User) AggsPruneAt() (t time.Time, ok bool) {
+	return u.aggsPruneAt, !u.aggsPruneAt.IsZero()
+}
+
+// SetAggsPruneAt records that no aggregate entry leaves its window before
+// t; the zero time forgets it. Whoever adds an entry that leaves its window
+// earlier must lower it (or forget it).
+func (u *User) SetAggsPruneAt(t time.Time) { u.aggsPruneAt = t }
 
 // NextDue returns the earliest pending timer of the user's runs.
 func (u *User) NextDue() (time.Time, bool) {
