@@ -43,7 +43,12 @@ type partition struct {
 	// committed is the next input offset after the last committed batch.
 	committed int64
 	consumed  int64
-	keyRec    kgo.Record // scratch for the key partitioner, reused per record
+	// keyPart and keyRec find the partition of an event's user key
+	// (murmur2, as Kafka's Java client); keyRec is reused per record.
+	keyPart kgo.TopicPartitioner
+	keyRec  kgo.Record
+	// produced collects a batch's dead letters and re-routed records.
+	produced []*kgo.Record
 	// end is the partition's last stable offset as last seen (at
 	// assignment, then in every fetch that returned its records); -1
 	// unknown.
@@ -86,7 +91,8 @@ func (p *Processor) open(ctx context.Context, id int32, committed int64) (*parti
 	if err != nil {
 		return nil, err
 	}
-	part := &partition{id: id, db: db, checkpoint: -1, end: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now()}
+	part := &partition{id: id, db: db, checkpoint: -1, end: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now(),
+		keyPart: kgo.StickyKeyPartitioner(nil).ForTopic(p.cfg.Topics.Events)}
 	n, err := p.restore(ctx, part)
 	if err != nil {
 		db.Close()
@@ -198,7 +204,7 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 					return
 				}
 				if !r.Attrs.IsControl() {
-					ferr = p.input(ctx, part, r, &dropped)
+					ferr = p.input(ctx, part, r, &dropped, false)
 					n++
 				}
 				pos = r.Offset + 1

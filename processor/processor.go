@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,8 +37,7 @@ type Processor struct {
 
 	parts    map[int32]*partition // owned by the Run goroutine
 	nparts   int                  // partitions of the events topic
-	keyPart  kgo.TopicPartitioner
-	ready    atomic.Bool // every assigned partition is open and restored
+	ready    atomic.Bool          // every assigned partition is open and restored
 	watch    *groupwatch.Watch
 	produced []*kgo.Record // scratch
 	// heldSince is when output began to wait for input to commit with.
@@ -73,7 +73,6 @@ func New(cfg Config) (*Processor, error) {
 		progress: map[int32]Progress{},
 		parts:    map[int32]*partition{},
 		changed:  make(chan struct{}),
-		keyPart:  kgo.StickyKeyPartitioner(nil).ForTopic(cfg.Topics.Events),
 		watch:    groupwatch.New(groupwatch.Config{Logger: cfg.Logger, Unreachable: cfg.UnreachableAfter}),
 	}
 	p.m.observe(cfg.Meter, p.Progress, cfg.Clock.Now)
@@ -581,10 +580,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	now := p.cfg.Clock.Now()
 	p.produced = p.produced[:0]
 	touched := false
-	var werr error
+	fetched := map[int32][]*kgo.Record{}
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		part := p.parts[ftp.Partition]
-		if part == nil || ftp.Topic != p.cfg.Topics.Events || werr != nil {
+		if part == nil || ftp.Topic != p.cfg.Topics.Events {
 			return // revoked meanwhile: this batch aborts anyway
 		}
 		if ftp.Err == nil {
@@ -593,43 +592,58 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 				part.end = ftp.HighWatermark
 			}
 		}
-		for _, r := range ftp.Records {
+		if len(ftp.Records) > 0 {
 			touched = true
-			if r.Attrs.IsControl() {
-				part.consumed = r.Offset + 1
-				continue
-			}
-			if err := p.input(ctx, part, r, &p.produced); err != nil {
-				werr = err
-				return
-			}
-			part.consumed = r.Offset + 1
+			fetched[ftp.Partition] = append(fetched[ftp.Partition], ftp.Records...)
 		}
 	})
-	if werr != nil {
-		return p.abort(ctx, s, werr)
-	}
 	ids := make([]int32, 0, len(p.parts))
 	for id := range p.parts {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	// Partitions are independent (a task, a store and a clock each; the
+	// engine is shared and safe for concurrent use): they are processed
+	// side by side, one core each.
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, id := range ids {
+		part := p.parts[id]
+		recs := fetched[id]
+		g.Go(func() error {
+			part.produced = part.produced[:0]
+			for _, r := range recs {
+				if !r.Attrs.IsControl() {
+					if err := p.input(ctx, part, r, &part.produced, true); err != nil {
+						return err
+					}
+				}
+				part.consumed = r.Offset + 1
+			}
+			// Event time drives the watermark; the wall clock may move
+			// it only once the partition has read all there is, as
+			// Flink's idle sources do. A backlog is then replayed as a
+			// backtest replays it, and an idle partition still fires
+			// its timers.
+			if part.caughtUp() {
+				before := part.task.Clock().C()
+				if err := part.task.Advance(now); err != nil {
+					return err
+				}
+				if c := part.task.Clock().C(); !c.Equal(before) {
+					part.tick(c)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return p.abort(ctx, s, err)
+	}
 	pending := false
 	for _, id := range ids {
 		part := p.parts[id]
-		// Event time drives the watermark; the wall clock may move it
-		// only once the partition has read all there is, as Flink's
-		// idle sources do. A backlog is then replayed as a backtest
-		// replays it, and an idle partition still fires its timers.
-		if part.caughtUp() {
-			before := part.task.Clock().C()
-			if err := part.task.Advance(now); err != nil {
-				return p.abort(ctx, s, err)
-			}
-			if c := part.task.Clock().C(); !c.Equal(before) {
-				part.tick(c)
-			}
-		}
+		p.produced = append(p.produced, part.produced...)
 		pending = pending || part.task.HasOutput()
 	}
 	// A transaction that commits no offsets costs franz-go half a second
@@ -647,28 +661,34 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		}
 	}
 	p.heldSince = time.Time{}
-	outs := make(map[int32]task.Output, len(ids))
-	for _, id := range ids {
+	outs := make([]task.Output, len(ids))
+	for i, id := range ids {
 		part := p.parts[id]
-		out := part.task.Take()
-		if len(out.Commands) > 0 || len(out.Suppressions) > 0 {
+		outs[i] = part.task.Take()
+		if len(outs[i].Commands) > 0 || len(outs[i].Suppressions) > 0 {
 			touched = true
 		}
-		outs[id] = out
 		if d := part.task.Dirty(); d > 0 && (force || d >= p.cfg.SnapshotUsers || now.Sub(part.snapshotAt) >= p.cfg.SnapshotInterval) {
-			w, err := part.task.Snapshot()
-			if err != nil {
-				return p.abort(ctx, s, err)
-			}
-			// The snapshot reflects every input record read and every
-			// clock move so far: the recorded moves are obsolete.
-			for _, k := range part.ticks {
-				w.Changes = append(w.Changes, task.Change{Key: k})
-			}
-			w.Changes = append(w.Changes, task.Change{Key: store.SnapshotKey(), Value: store.EncodeInt64(part.consumed)})
-			part.write, part.unsent = w, nil
 			touched = true
+			g.Go(func() error {
+				w, err := part.task.Snapshot()
+				if err != nil {
+					return err
+				}
+				// The snapshot reflects every input record read and
+				// every clock move so far: the recorded moves are
+				// obsolete.
+				for _, k := range part.ticks {
+					w.Changes = append(w.Changes, task.Change{Key: k})
+				}
+				w.Changes = append(w.Changes, task.Change{Key: store.SnapshotKey(), Value: store.EncodeInt64(part.consumed)})
+				part.write, part.unsent = w, nil
+				return nil
+			})
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return p.abort(ctx, s, err)
 	}
 	if !touched && len(p.produced) == 0 {
 		p.updateProgress()
@@ -700,9 +720,9 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	for _, r := range p.produced {
 		produce(r, -1)
 	}
-	for _, id := range ids {
+	for n, id := range ids {
 		part := p.parts[id]
-		out := outs[id]
+		out := outs[n]
 		for i := range out.Commands {
 			cmd := &out.Commands[i]
 			v, err := schema.MarshalCommand(cmd)
@@ -757,7 +777,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		return p.reset(ctx, err)
 	}
 	p.m.txns.Add(ctx, 1, outcome("committed"))
-	for _, id := range ids {
+	for n, id := range ids {
 		part := p.parts[id]
 		part.committed = part.consumed
 		for _, t := range part.unsent {
@@ -777,7 +797,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			}
 			part.snapshotAt = now
 		}
-		out := outs[id]
+		out := outs[n]
 		p.m.record(ctx, &out)
 		for _, e := range out.Errors {
 			p.cfg.Logger.Warn("rule evaluation failed", "partition", id, "err", e)
@@ -809,7 +829,7 @@ func (p *Processor) updateProgress() {
 
 // input handles one record: decode, route, or dead-letter into out; an
 // event applied moves its partition's clock to its time.
-func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, out *[]*kgo.Record) error {
+func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, out *[]*kgo.Record, count bool) error {
 	ev, err := schema.DecodeEvent(r.Value)
 	if err == nil {
 		err = schema.CheckArrival(&ev, r.Timestamp, p.cfg.Pack.Policy.MaxFutureSkew)
@@ -828,21 +848,21 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, o
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
 		*out = append(*out, rec)
-		if out == &p.produced {
+		if count {
 			p.m.deadLetter(ctx, reason)
 		}
 		return nil
 	}
 	key := []byte(ev.UserKey())
 	part.keyRec.Key = key
-	if want := int32(p.keyPart.Partition(&part.keyRec, p.nparts)); want != r.Partition && !rerouted(r) {
+	if want := int32(part.keyPart.Partition(&part.keyRec, p.nparts)); want != r.Partition && !rerouted(r) {
 		// Keyed with another partitioner (librdkafka's CRC32) or by
 		// another field: send it where its user's state lives.
 		rec := &kgo.Record{Topic: p.cfg.Topics.Events, Key: key, Value: r.Value, Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
 			kgo.RecordHeader{Key: headerRerouted, Value: []byte(strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))}),
 			Timestamp: r.Timestamp}
 		*out = append(*out, rec)
-		if out == &p.produced {
+		if count {
 			p.m.events.Add(ctx, 1, outcome("misrouted"))
 		}
 		return nil

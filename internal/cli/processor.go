@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -24,6 +25,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	var grace time.Duration
 	var atLeastOnce bool
 	var maxLag time.Duration
+	var cpuProfile string
 	cmd.Flag("rules", "Rule pack directory.").Required().StringVar(&rulesDir)
 	cmd.Flag("templates", "Template directory checked against the pack (default: RULES/../templates when present).").StringVar(&templates)
 	cmd.Flag("state-dir", "Directory for the per-partition Pebble stores.").Required().StringVar(&cfg.StateDir)
@@ -44,6 +46,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Flag("cache-size", "Pebble block cache shared by all partitions' stores, in bytes.").Default("268435456").Int64Var(&cfg.CacheBytes)
 	cmd.Flag("snapshot.interval", "How often each partition's changed state is written to the changelog and Pebble.").Default("10s").DurationVar(&cfg.SnapshotInterval)
 	cmd.Flag("snapshot.users", "Snapshot a partition sooner once this many of its users changed (they stay in memory until then).").Default("20000").IntVar(&cfg.SnapshotUsers)
+	cmd.Flag("cpuprofile", "Write a CPU profile of the whole run to this file (go tool pprof reads it).").StringVar(&cpuProfile)
 	cmd.Flag("metrics.listen", "Address serving /metrics, /healthz and /readyz (empty: none).").Default(":9464").StringVar(&metricsAddr)
 	cmd.Action(e.selects(func(ctx context.Context) error {
 		opts, err := k.opts()
@@ -77,6 +80,17 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		p, err := processor.New(cfg)
 		if err != nil {
 			return err
+		}
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return fmt.Errorf("create CPU profile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("start CPU profile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return p.Run(gctx) })
