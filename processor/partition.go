@@ -91,7 +91,10 @@ func (p *Processor) open(ctx context.Context, id int32, committed int64) (*parti
 	if err != nil {
 		return nil, err
 	}
-	part := &partition{id: id, db: db, checkpoint: -1, end: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now(),
+	// Partitions take their snapshots at different moments of the
+	// interval, so that no batch writes them all at once.
+	phase := p.cfg.SnapshotInterval * time.Duration(id%int32(max(p.nparts, 1))) / time.Duration(max(p.nparts, 1))
+	part := &partition{id: id, db: db, checkpoint: -1, end: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now().Add(-phase),
 		keyPart: kgo.StickyKeyPartitioner(nil).ForTopic(p.cfg.Topics.Events)}
 	n, err := p.restore(ctx, part)
 	if err != nil {
@@ -128,9 +131,13 @@ func (p *Processor) open(ctx context.Context, id int32, committed int64) (*parti
 // applies it as the original run did. What that produced was committed
 // then, so it is dropped now.
 func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) {
-	from, ok, err := part.db.MetaInt64(metaSnapshot)
+	v, err := part.db.Meta(metaSnapshot)
 	if err != nil {
 		return 0, err
+	}
+	from, skip, ok := store.DecodeSnapshot(v)
+	if v != nil && !ok {
+		return 0, fmt.Errorf("corrupt snapshot marker %x", v)
 	}
 	if !ok {
 		// No snapshot: a new partition (replay all the input there is)
@@ -203,7 +210,12 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 				if ferr = advanceTo(r.Offset); ferr != nil {
 					return
 				}
-				if !r.Attrs.IsControl() {
+				for len(skip) > 0 && skip[0] < r.Offset {
+					skip = skip[1:]
+				}
+				if len(skip) > 0 && skip[0] == r.Offset {
+					skip = skip[1:] // in the snapshot already
+				} else if !r.Attrs.IsControl() {
 					ferr = p.input(ctx, part, r, &dropped, false)
 					n++
 				}

@@ -310,9 +310,13 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
+// maxSnapshotSkips bounds the inputs a snapshot's replay passes over
+// (SnapshotForReplay): past it, the waiting events are written instead.
+const maxSnapshotSkips = 4096
+
 // holdOutput is how long output with no input to commit with may wait for
-// some.
-const holdOutput = 5 * time.Millisecond
+// some: longer than a fetch waits on a busy partition.
+const holdOutput = 25 * time.Millisecond
 
 // pollWait is how long a poll may wait for records: until the next
 // buffered event or timer of a caught-up partition is ready, or held output
@@ -641,15 +645,20 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		return p.abort(ctx, s, err)
 	}
 	pending := false
+	snapshotDue := func(part *partition) bool {
+		d := part.task.Dirty()
+		return d > 0 && (force || d >= p.cfg.SnapshotUsers || now.Sub(part.snapshotAt) >= p.cfg.SnapshotInterval)
+	}
 	for _, id := range ids {
 		part := p.parts[id]
 		p.produced = append(p.produced, part.produced...)
-		pending = pending || part.task.HasOutput()
+		pending = pending || part.task.HasOutput() || snapshotDue(part)
 	}
 	// A transaction that commits no offsets costs franz-go half a second
-	// (it cannot know the broker has KIP-447): output that the wall clock
-	// brought out with no input read waits briefly for records to commit
-	// with, and goes alone only if none come.
+	// (it cannot know the broker has KIP-447), and the next transaction
+	// waits for it: output the wall clock brought out with no input read,
+	// or a snapshot due, waits briefly for records to commit with, and
+	// goes alone only if none come.
 	if !touched && !force && pending && len(p.produced) == 0 {
 		// Real time, not the (possibly simulated) clock: this waits for
 		// records to arrive.
@@ -668,10 +677,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		if len(outs[i].Commands) > 0 || len(outs[i].Suppressions) > 0 {
 			touched = true
 		}
-		if d := part.task.Dirty(); d > 0 && (force || d >= p.cfg.SnapshotUsers || now.Sub(part.snapshotAt) >= p.cfg.SnapshotInterval) {
+		if snapshotDue(part) {
 			touched = true
 			g.Go(func() error {
-				w, err := part.task.Snapshot()
+				w, err := part.task.SnapshotForReplay(part.consumed, maxSnapshotSkips)
 				if err != nil {
 					return err
 				}
@@ -681,7 +690,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 				for _, k := range part.ticks {
 					w.Changes = append(w.Changes, task.Change{Key: k})
 				}
-				w.Changes = append(w.Changes, task.Change{Key: store.SnapshotKey(), Value: store.EncodeInt64(part.consumed)})
+				w.Changes = append(w.Changes, task.Change{Key: store.SnapshotKey(), Value: store.EncodeSnapshot(w.Resume, w.Skip)})
 				part.write, part.unsent = w, nil
 				return nil
 			})

@@ -112,6 +112,39 @@ func EncodeClock(t time.Time) []byte {
 // with the snapshot.
 func SnapshotKey() []byte { return MetaKey("snapshot") }
 
+// EncodeSnapshot encodes the value of SnapshotKey: the input offset a
+// replay starts from, and the offsets after it it passes over (their
+// inputs are in the snapshot already), as deltas.
+func EncodeSnapshot(resume int64, skip []int64) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(resume))
+	prev := resume
+	for _, s := range skip {
+		b = binary.AppendUvarint(b, uint64(s-prev))
+		prev = s
+	}
+	return b
+}
+
+// DecodeSnapshot decodes EncodeSnapshot's value (a value of 8 bytes is an
+// offset with nothing to pass over).
+func DecodeSnapshot(v []byte) (resume int64, skip []int64, ok bool) {
+	if len(v) < 8 {
+		return 0, nil, false
+	}
+	resume = int64(binary.BigEndian.Uint64(v))
+	prev := resume
+	for v = v[8:]; len(v) > 0; {
+		d, n := binary.Uvarint(v)
+		if n <= 0 {
+			return 0, nil, false
+		}
+		prev += int64(d)
+		skip = append(skip, prev)
+		v = v[n:]
+	}
+	return resume, skip, true
+}
+
 // EncodeInt64 encodes a metadata integer as MetaInt64 reads it.
 func EncodeInt64(v int64) []byte {
 	var b [8]byte

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -413,6 +414,10 @@ func (t *Task) Take() Output {
 type Write struct {
 	// Changes are the store writes; also the changelog's records.
 	Changes []Change
+	// Resume and Skip, from SnapshotForReplay, say where a replay of the
+	// input starts and what it passes over.
+	Resume int64
+	Skip   []int64
 
 	t          *Task
 	users      []store.Hash        // dirty users written
@@ -427,11 +432,29 @@ type Write struct {
 // Snapshot returns the changes since the last applied Write. Nothing
 // changes in the task until the Write is applied, but for waiting events of
 // erased users, which are dropped.
-func (t *Task) Snapshot() (*Write, error) {
+func (t *Task) Snapshot() (*Write, error) { return t.snapshot(-1, 0) }
+
+// SnapshotForReplay is Snapshot for a driver that can read its input
+// again from a sequence number on (the live processor, from Kafka): the
+// events still waiting to be ordered are then not written, when the input
+// from Write.Resume on holds them; consumed is the sequence number after
+// the last input offered. Write.Resume is where the replay must start and
+// Write.Skip lists the sequence numbers after it, at most maxSkips, whose
+// inputs are already in the state (applied, or not events), which the
+// replay must pass over. For input in order, every waiting event is
+// after every applied one: nothing is skipped.
+func (t *Task) SnapshotForReplay(consumed int64, maxSkips int) (*Write, error) {
+	return t.snapshot(consumed, maxSkips)
+}
+
+func (t *Task) snapshot(consumed int64, maxSkips int) (*Write, error) {
 	if err := t.dropErasedBuffered(); err != nil {
 		return nil, err
 	}
-	w := &Write{t: t, timers: map[store.Hash]bool{}, clock: t.clock.C(), erased: t.out.Erased}
+	w := &Write{t: t, timers: map[store.Hash]bool{}, clock: t.clock.C(), erased: t.out.Erased, Resume: consumed}
+	if consumed >= 0 {
+		w.Resume, w.Skip = t.resumePoint(consumed, maxSkips)
+	}
 	put := func(k, v []byte) { w.Changes = append(w.Changes, Change{Key: k, Value: v}) }
 	w.users = make([]store.Hash, 0, len(t.dirty))
 	for h := range t.dirty {
@@ -474,9 +497,16 @@ func (t *Task) Snapshot() (*Write, error) {
 	var bufChanges []Change
 	t.buf.Each(func(it eventtime.Item) {
 		k := bufKey{it.Time.UnixNano(), it.Seq}
-		if _, stored := t.persisted[k]; !stored {
+		_, stored := t.persisted[k]
+		switch replayed := consumed >= 0 && it.Seq >= w.Resume; {
+		case !stored && !replayed:
 			bufChanges = append(bufChanges, Change{store.BufferKey(it.Time, it.Seq), it.Value.(*bufItem).in.Raw})
 			w.buffered = append(w.buffered, k)
+		case stored && replayed:
+			// The replay reads it again: a stored copy would be a
+			// second one.
+			bufChanges = append(bufChanges, Change{store.BufferKey(it.Time, it.Seq), nil})
+			w.unbuffered = append(w.unbuffered, k)
 		}
 	})
 	for k, live := range t.persisted {
@@ -495,6 +525,37 @@ func (t *Task) Snapshot() (*Write, error) {
 		put(store.ClockKey(), store.EncodeClock(w.clock))
 	}
 	return w, nil
+}
+
+// resumePoint chooses where a replay of the input must start for a
+// snapshot taken after consumed: at the earliest waiting event, unless more
+// than maxSkips inputs after it are already in the state (an event stamped
+// ahead of the others waits while the ones after it are applied); then at
+// the next waiting event, and so on. Waiting events before the point are
+// written with the snapshot.
+func (t *Task) resumePoint(consumed int64, maxSkips int) (int64, []int64) {
+	var waiting []int64
+	t.buf.Each(func(it eventtime.Item) {
+		if it.Seq < consumed {
+			waiting = append(waiting, it.Seq)
+		}
+	})
+	slices.Sort(waiting)
+	for i, seq := range waiting {
+		if skips := int(consumed-seq) - (len(waiting) - i); skips <= maxSkips {
+			skip := make([]int64, 0, skips)
+			next := i
+			for s := seq; s < consumed; s++ {
+				if next < len(waiting) && waiting[next] == s {
+					next++
+					continue
+				}
+				skip = append(skip, s)
+			}
+			return seq, skip
+		}
+	}
+	return consumed, nil
 }
 
 // Empty reports whether the write changes nothing.

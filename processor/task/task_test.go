@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -128,5 +129,58 @@ func TestLegacyTimerKeys(t *testing.T) {
 	})
 	if len(keys) != 1 || !bytes.Equal(keys[0], store.TimerKey(h)) {
 		t.Fatalf("store keys after the write: %x, want only the user's timer key", keys)
+	}
+}
+
+// TestSnapshotForReplay: the waiting events are left to the replay of the
+// input, from the earliest of them, passing over what is already applied;
+// when that would pass over too much (one event stamped ahead waits while
+// those after it are applied), it is written with the snapshot instead.
+func TestSnapshotForReplay(t *testing.T) {
+	pack, err := rules.Load(os.DirFS("../../testdata/rules"), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	tk := tasktest.New(t, tasktest.Config{Pack: pack})
+	for i := int64(0); i < 10; i++ {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if i == 2 {
+			at = t0.Add(time.Hour) // ahead of the others: waits
+		}
+		raw, _ := json.Marshal(map[string]any{"type": "page", "userId": "u1", "messageId": fmt.Sprint("m", i),
+			"timestamp": schema.FormatTime(at), "context": map[string]any{"page": map[string]any{"path": "/blog"}}})
+		tk.Offer(tasktest.Input(t, raw, i))
+	}
+	if err := tk.Advance(t0.Add(20 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if events, _ := tk.Pending(); events != 1 {
+		t.Fatalf("%d events waiting, want the one stamped ahead", events)
+	}
+	w, err := tk.SnapshotForReplay(10, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Resume != 2 || fmt.Sprint(w.Skip) != "[3 4 5 6 7 8 9]" {
+		t.Errorf("resume %d, skip %v; want 2, [3 4 5 6 7 8 9]", w.Resume, w.Skip)
+	}
+	for _, c := range w.Changes {
+		if c.Key[0] == 'b' {
+			t.Errorf("the waiting event was written: the replay reads it again")
+		}
+	}
+	w, err = tk.SnapshotForReplay(10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buffered := 0
+	for _, c := range w.Changes {
+		if c.Key[0] == 'b' && c.Value != nil {
+			buffered++
+		}
+	}
+	if w.Resume != 10 || len(w.Skip) != 0 || buffered != 1 {
+		t.Errorf("resume %d, skip %v, %d events written; want 10, none, the waiting one", w.Resume, w.Skip, buffered)
 	}
 }
