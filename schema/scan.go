@@ -8,8 +8,6 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/segmentio/encoding/json"
 )
 
 // keyCheck looks for what JSON decoders let through silently, or read
@@ -400,6 +398,11 @@ func childKind(parent objKind, name string) objKind {
 // name returns the field the decoder reads from an object of kind kind
 // that k equals under case folding, or "". All those names are ASCII.
 func (s *keyCheck) name(kind objKind, k []byte) string {
+	return nameOf(kind, k, s.props)
+}
+
+// nameOf is keyCheck.name with the catalogued properties props.
+func nameOf(kind objKind, k []byte, props []propertySpec) string {
 	if kind == objOther || len(k) > 64 {
 		return ""
 	}
@@ -486,9 +489,9 @@ func (s *keyCheck) name(kind objKind, k []byte) string {
 		if string(low) == "path" {
 			return "path"
 		}
-		for i := range s.props {
-			if string(low) == s.props[i].name {
-				return s.props[i].name
+		for i := range props {
+			if string(low) == props[i].name {
+				return props[i].name
 			}
 		}
 	}
@@ -562,11 +565,5 @@ func unescapeKey(raw []byte) []byte {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw
 	}
-	q := make([]byte, 0, len(raw)+2)
-	q = append(append(append(q, '"'), raw...), '"')
-	var v string
-	if err := json.Unmarshal(q, &v); err != nil {
-		return raw
-	}
-	return []byte(v)
+	return unescape(make([]byte, 0, len(raw)), raw)
 }
