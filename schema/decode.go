@@ -60,6 +60,7 @@ func DecodeEvent(b []byte) (Event, error) {
 		return Event{}, invalid(ReasonNotJSON, "", "record is not a JSON object")
 	}
 	d := decoder{b: b, i: start}
+	d.plain, d.ctl = scanRecord(b)
 	d.envelope()
 	switch d.fail {
 	case failSyntax:
@@ -83,6 +84,7 @@ func DecodeEvent(b []byte) (Event, error) {
 	if d.ev.Type == TypeTrack {
 		props = catalogue(d.ev.Event, &specs)
 	}
+	d.shareStrings()
 	if d.suspect {
 		// A copy: the key check keeps its props where escape analysis
 		// loses track, and specs should stay on the stack.
@@ -264,7 +266,7 @@ func (d *decoder) finish(props []propertySpec) (Event, error) {
 	if err := d.checkProperties(props); err != nil {
 		return Event{}, err
 	}
-	if err := d.checkTraits(ev.Traits, "traits"); err != nil {
+	if err := d.checkTraits("traits"); err != nil {
 		return Event{}, err
 	}
 	return *ev, nil
@@ -281,6 +283,14 @@ func (d *decoder) parseTime(f *timeField, field string) (time.Time, error) {
 	v := unsafe.String(unsafe.SliceData(d.b[f.start:]), f.end-f.start)
 	if f.esc {
 		v = string(unescape(nil, d.b[f.start:f.end]))
+	}
+	// The year of the time parsed is that of the offset it was written
+	// in, as time.Parse's t.Year() below.
+	if t, ok := parseRFC3339(v); ok {
+		if y, _ := digits(v[:4], 0, 9999); y < 1970 {
+			return time.Time{}, invalid(ReasonBadTime, field, "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
+		}
+		return t.UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil || !rfc3339Shape(v) || t.Year() < 1970 || t.Year() > 9999 {
@@ -394,7 +404,7 @@ func catalogue(name string, specs *[5]propertySpec) []propertySpec {
 
 func (d *decoder) checkProperties(props []propertySpec) error {
 	ev := &d.ev
-	if v, ok := ev.Properties["path"]; ok {
+	if v, ok := d.read("path"); ok {
 		p, isStr := v.(string)
 		if !isStr && (ev.Type == TypePage || ev.Type == TypeScreen) {
 			return invalid(ReasonBadProperty, "properties.path", "must be a string")
@@ -406,7 +416,7 @@ func (d *decoder) checkProperties(props []propertySpec) error {
 	}
 	for i := range props {
 		p := &props[i]
-		v, ok := ev.Properties[p.name]
+		v, ok := d.read(p.name)
 		if !ok || v == nil {
 			if p.required {
 				return invalid(ReasonBadProperty, "properties."+p.name, "required by %q events", ev.Event)
@@ -418,6 +428,13 @@ func (d *decoder) checkProperties(props []propertySpec) error {
 		}
 	}
 	return nil
+}
+
+// read returns the value of a property or trait readName knows, as the
+// map holds it.
+func (d *decoder) read(name string) (any, bool) {
+	_, i := readName(name)
+	return d.named[i], d.namedSet&(1<<i) != 0
 }
 
 // checkValue checks v, the value of a catalogued property or trait of
@@ -456,9 +473,9 @@ func (d *decoder) checkValue(p *propertySpec, v any, path string, r Reason) erro
 // checkControl refuses a control character in v: C0 (U+0000–U+001F),
 // DEL (U+007F) and C1 (U+0080–U+009F). They would end up in state keys,
 // logs of other systems and email headers, where they split lines, hide
-// text or end strings early. A record without escapes, DEL or the lead
-// byte of C1 has none (d.ctl is false): raw C0 bytes in a string are not
-// JSON.
+// text or end strings early. A record without backslashes, DEL or the
+// lead byte of C1 has none (d.ctl is false): raw C0 bytes in a string are
+// not JSON.
 func (d *decoder) checkControl(field, v string) error {
 	if !d.ctl {
 		return nil
@@ -498,14 +515,14 @@ func traitSpecs() [6]propertySpec {
 	}
 }
 
-func (d *decoder) checkTraits(traits map[string]any, path string) error {
-	if len(traits) == 0 {
+func (d *decoder) checkTraits(path string) error {
+	if len(d.ev.Traits) == 0 {
 		return nil
 	}
 	specs := traitSpecs()
 	for i := range specs {
 		spec := &specs[i]
-		v, ok := traits[spec.name]
+		v, ok := d.read(spec.name)
 		if !ok || v == nil {
 			continue
 		}

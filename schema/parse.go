@@ -37,11 +37,19 @@ type decoder struct {
 	// field, lone surrogates, nesting over maxDepth, numbers out of range.
 	suspect bool
 	// ctl is set when a string of the record may hold a control
-	// character: it holds an escape, DEL or the lead byte of a C1 control.
-	ctl bool
+	// character: the record holds a backslash, DEL or 0xc2 (the lead byte
+	// of C1 controls). plain is set when it holds no backslash: a string
+	// then ends at the next quote.
+	ctl, plain bool
 
-	ev    Event
+	ev Event
+	// named holds the values of the properties and traits of readName,
+	// where namedSet has their bit.
+	named    [numReadNames]any
+	namedSet uint32
 	times [4]timeField // timestamp, originalTimestamp, sentAt, receivedAt
+	// shared are the places of the strings shareStrings makes.
+	shared [numShared]timeField
 	// ptKey is the key of the property or trait being read, for the
 	// field of a number beyond float64 in it.
 	ptKey []byte
@@ -85,8 +93,8 @@ type kv struct {
 	v any
 }
 
-// timeField is where a time string of the envelope is: b[start:end], to
-// be unescaped when esc.
+// timeField is where a string of the envelope is (its time strings,
+// those of shareStrings): b[start:end], to be unescaped when esc.
 type timeField struct {
 	set        bool
 	esc        bool
@@ -213,20 +221,18 @@ func (d *decoder) element(first bool) bool {
 // whether they hold escapes. A lone UTF-16 surrogate escape makes the
 // record suspect.
 func (d *decoder) str() (start, end int, esc bool) {
-	// Most strings are plain: one scan to the closing quote.
-	i := nextSpecial(d.b, d.i+1)
-	if i < len(d.b) && d.b[i] == '"' {
+	if d.plain {
+		i := nextQuote(d.b, d.i+1)
+		if i >= len(d.b) || d.b[i] != '"' {
+			d.syntax()
+			return 0, 0, false
+		}
 		start, d.i = d.i+1, i+1
 		return start, i, false
 	}
-	return d.strSlow(i)
-}
-
-// strSlow is str from i, the first byte of the string's contents that is
-// not plain.
-func (d *decoder) strSlow(i int) (start, end int, esc bool) {
 	b := d.b
-	start = d.i + 1
+	i := d.i + 1
+	start = i
 	for {
 		i = nextSpecial(b, i)
 		if i >= len(b) {
@@ -237,16 +243,12 @@ func (d *decoder) strSlow(i int) (start, end int, esc bool) {
 		case c == '"':
 			d.i = i + 1
 			return start, i, esc
-		case c == 0x7f || c == 0xc2:
-			d.ctl = true
-			i++
-			continue
 		case c < 0x20:
 			d.syntax()
 			return 0, 0, false
 		}
 		// A backslash.
-		esc, d.ctl = true, true
+		esc = true
 		if i+1 >= len(b) {
 			d.syntax()
 			return 0, 0, false
@@ -281,31 +283,52 @@ func (d *decoder) strSlow(i int) (start, end int, esc bool) {
 	}
 }
 
-// nextSpecial returns the offset of the first byte at or after i that may
-// end a plain run of string contents (a quote, a backslash, a control
-// byte, DEL or 0xc2, the lead byte of C1 controls), or len(b); eight bytes
-// at a time.
-func nextSpecial(b []byte, i int) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
+// SWAR (eight bytes in a word) tests: a zero byte in x sets the high bit
+// of its lane in (x-ones)&^x, a byte under n in x that of (x-n*ones)&^x.
+// Borrows only reach the lanes above one set, so the lowest lane set is
+// exact, and so is whether any is.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// scanRecord reports whether b is plain (holds no backslash: a string
+// ends at the next quote) and whether its strings may hold control
+// characters (it holds a backslash, DEL or 0xc2, the lead byte of C1
+// controls; raw C0 bytes in strings are not JSON).
+func scanRecord(b []byte) (plain, ctl bool) {
+	plain = bytes.IndexByte(b, '\\') < 0
+	return plain, !plain || bytes.IndexByte(b, 0x7f) >= 0 || bytes.IndexByte(b, 0xc2) >= 0
+}
+
+// nextQuote returns the offset of the first quote or byte under 0x20 at
+// or after i, or len(b).
+func nextQuote(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i:])
-		// A zero byte in x sets the high bit of its lane in
-		// (x-ones)&^x, a byte under 0x20 in w that of (w-0x20*ones)&^w:
-		// the lowest lane set is exact, borrows only reach higher ones.
+		q := w ^ ('"' * ones)
+		if m := ((q-ones)&^q | (w-0x20*ones)&^w) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(b) && b[i] != '"' && b[i] >= 0x20; i++ {
+	}
+	return i
+}
+
+// nextSpecial returns the offset of the first quote, backslash or byte
+// under 0x20 at or after i, or len(b).
+func nextSpecial(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
 		q := w ^ ('"' * ones)
 		s := w ^ ('\\' * ones)
-		del := w ^ (0x7f * ones)
-		c1 := w ^ (0xc2 * ones)
-		m := ((q - ones) &^ q) | ((s - ones) &^ s) | ((del - ones) &^ del) | ((c1 - ones) &^ c1) | ((w - 0x20*ones) &^ w)
-		if m &= highs; m != 0 {
+		if m := ((q-ones)&^q | (s-ones)&^s | (w-0x20*ones)&^w) & highs; m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 	}
 	for ; i < len(b); i++ {
-		if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c == 0x7f || c == 0xc2 {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
 			return i
 		}
 	}
@@ -578,6 +601,89 @@ func foldsToName(kind objKind, k []byte) bool {
 	return false
 }
 
+// The envelope and context strings that describe the call rather than
+// key state (state keeps ids, paths, zones and event names one by one):
+// they share one allocation, made once the record is read.
+const (
+	shMessageID = iota
+	shName
+	shURL
+	shTitle
+	shReferrer
+	shUserAgent
+	shLocale
+	shDeviceType
+	numShared
+)
+
+// shareStrings makes the strings of d.shared, in one allocation.
+func (d *decoder) shareStrings() {
+	n, count := 0, 0
+	for i := range d.shared {
+		if f := &d.shared[i]; f.set {
+			n += f.end - f.start
+			count++
+		}
+	}
+	if count == 0 {
+		return
+	}
+	buf := make([]byte, 0, n)
+	for i := range d.shared {
+		f := &d.shared[i]
+		if !f.set {
+			continue
+		}
+		off := len(buf)
+		if f.esc {
+			buf = unescape(buf, d.b[f.start:f.end])
+		} else {
+			buf = append(buf, d.b[f.start:f.end]...)
+		}
+		// buf is not grown past its capacity nor written again: the
+		// strings may share it.
+		v := ""
+		if len(buf) > off {
+			v = unsafe.String(&buf[off], len(buf)-off)
+		}
+		c := &d.ev.Context
+		switch i {
+		case shMessageID:
+			d.ev.MessageID = v
+		case shName:
+			d.ev.Name = v
+		case shURL:
+			c.Page.URL = v
+		case shTitle:
+			c.Page.Title = v
+		case shReferrer:
+			c.Page.Referrer = v
+		case shUserAgent:
+			c.UserAgent = v
+		case shLocale:
+			c.Locale = v
+		case shDeviceType:
+			c.Device.Type = v
+		}
+	}
+}
+
+// sharedField reads a string field of d.shared: its place, until
+// shareStrings makes it.
+func (d *decoder) sharedField(id int, field string) {
+	switch c := d.b[d.i]; {
+	case c == '"':
+		s, e, esc := d.str()
+		if d.fail == 0 {
+			d.shared[id] = timeField{set: true, esc: esc, start: s, end: e}
+		}
+	case d.isNull():
+		// The decoder replaced left a field null does not set alone.
+	default:
+		d.typeErr(field, "a string", c)
+	}
+}
+
 // Bits of the envelope and context fields read, for duplicates.
 const (
 	fMessageID = 1 << iota
@@ -610,7 +716,7 @@ func (d *decoder) envelope() {
 		switch string(k) {
 		case "messageId":
 			bit = fMessageID
-			d.stringField(&d.ev.MessageID, "messageId")
+			d.sharedField(shMessageID, "messageId")
 		case "type":
 			bit = fType
 			d.typeField()
@@ -619,7 +725,7 @@ func (d *decoder) envelope() {
 			d.eventField()
 		case "name":
 			bit = fName
-			d.stringField(&d.ev.Name, "name")
+			d.sharedField(shName, "name")
 		case "userId":
 			bit = fUserID
 			d.stringField(&d.ev.UserID, "userId")
@@ -653,6 +759,9 @@ func (d *decoder) envelope() {
 				// The decoder it replaced dropped what an earlier
 				// context set; a record with two is refused anyway.
 				d.ev.Context = Context{}
+				for _, i := range [...]int{shURL, shTitle, shReferrer, shUserAgent, shLocale, shDeviceType} {
+					d.shared[i] = timeField{}
+				}
 			default:
 				d.typeErr("context", "an object", c)
 			}
@@ -802,13 +911,13 @@ func (d *decoder) context() {
 			}
 		case "userAgent":
 			bit = 2
-			d.stringField(&c.UserAgent, "context.userAgent")
+			d.sharedField(shUserAgent, "context.userAgent")
 		case "timezone":
 			bit = 4
 			d.stringField(&c.Timezone, "context.timezone")
 		case "locale":
 			bit = 8
-			d.stringField(&c.Locale, "context.locale")
+			d.sharedField(shLocale, "context.locale")
 		case "device":
 			bit = 16
 			switch v := d.b[d.i]; {
@@ -854,13 +963,13 @@ func (d *decoder) page() {
 			d.stringField(&p.Path, "context.page.path")
 		case "url":
 			bit = 2
-			d.stringField(&p.URL, "context.page.url")
+			d.sharedField(shURL, "context.page.url")
 		case "title":
 			bit = 4
-			d.stringField(&p.Title, "context.page.title")
+			d.sharedField(shTitle, "context.page.title")
 		case "referrer":
 			bit = 8
-			d.stringField(&p.Referrer, "context.page.referrer")
+			d.sharedField(shReferrer, "context.page.referrer")
 		default:
 			if !d.suspect && foldsToName(objPage, k) {
 				d.suspect = true
@@ -894,7 +1003,7 @@ func (d *decoder) device() {
 				d.suspect = true
 			}
 			seen = true
-			d.stringField(&d.ev.Context.Device.Type, "context.device.type")
+			d.sharedField(shDeviceType, "context.device.type")
 		} else {
 			if !d.suspect && foldsToName(objDevice, k) {
 				d.suspect = true
@@ -931,7 +1040,15 @@ func (d *decoder) object(depth int, kind objKind, top string) map[string]any {
 		if d.fail != 0 {
 			break
 		}
-		d.pushKV(kv{internKey(k), v})
+		name, idx := internKey(k)
+		d.pushKV(kv{name, v})
+		// The values the checks read, without looking them up in the
+		// map: properties.path and catalogued properties, traits.
+		if kind == objProperties && 0 <= idx && idx < numPropertyNames ||
+			kind == objTraits && idx >= numPropertyNames {
+			d.named[idx] = v
+			d.namedSet |= 1 << idx
+		}
 	}
 	d.nkeys = base
 	if d.fail != 0 {
@@ -1204,53 +1321,70 @@ func validJSON(b []byte) bool {
 }
 
 // internKey returns a key of properties or traits as a string, without
-// allocating for the names the catalogue and the engine read.
-func internKey(k []byte) string {
-	switch string(k) {
-	case "path":
-		return "path"
-	case "product_id":
-		return "product_id"
-	case "name":
-		return "name"
-	case "category":
-		return "category"
-	case "price":
-		return "price"
-	case "quantity":
-		return "quantity"
-	case "order_id":
-		return "order_id"
-	case "value":
-		return "value"
-	case "revenue":
-		return "revenue"
-	case "total":
-		return "total"
-	case "percent":
-		return "percent"
-	case "element":
-		return "element"
-	case "seconds":
-		return "seconds"
-	case "form":
-		return "form"
-	case "position":
-		return "position"
-	case "email":
-		return "email"
-	case "timezone":
-		return "timezone"
-	case "email_opt_in":
-		return "email_opt_in"
-	case "lifetime_value":
-		return "lifetime_value"
-	case "first_name":
-		return "first_name"
-	case "locale":
-		return "locale"
+// allocating for the names the catalogue and the engine read, and the
+// name's index (see readName), or -1.
+func internKey(k []byte) (string, int) {
+	if name, i := readName(unsafe.String(unsafe.SliceData(k), len(k))); i >= 0 {
+		return name, i
 	}
-	return string(k)
+	return string(k), -1
+}
+
+// Indexes of readName: properties.path and the catalogued properties
+// come first, the traits checkTraits reads after them.
+const (
+	numPropertyNames = 15
+	numReadNames     = 21
+)
+
+// readName returns the names DecodeEvent reads from properties and traits
+// as constants, with an index of their own.
+func readName(k string) (string, int) {
+	switch k {
+	case "path":
+		return "path", 0
+	case "product_id":
+		return "product_id", 1
+	case "name":
+		return "name", 2
+	case "category":
+		return "category", 3
+	case "price":
+		return "price", 4
+	case "quantity":
+		return "quantity", 5
+	case "order_id":
+		return "order_id", 6
+	case "value":
+		return "value", 7
+	case "revenue":
+		return "revenue", 8
+	case "total":
+		return "total", 9
+	case "percent":
+		return "percent", 10
+	case "element":
+		return "element", 11
+	case "seconds":
+		return "seconds", 12
+	case "form":
+		return "form", 13
+	case "position":
+		return "position", 14
+	case "email":
+		return "email", 15
+	case "timezone":
+		return "timezone", 16
+	case "email_opt_in":
+		return "email_opt_in", 17
+	case "lifetime_value":
+		return "lifetime_value", 18
+	case "first_name":
+		return "first_name", 19
+	case "locale":
+		return "locale", 20
+	}
+	return "", -1
 }
 
 // catalogued returns the name of a catalogued event as a constant.
