@@ -47,7 +47,7 @@ type decoder struct {
 	// where namedSet has their bit.
 	named    [numReadNames]any
 	namedSet uint32
-	times [4]timeField // timestamp, originalTimestamp, sentAt, receivedAt
+	times    [4]timeField // timestamp, originalTimestamp, sentAt, receivedAt
 	// shared are the places of the strings shareStrings makes.
 	shared [numShared]timeField
 	// ptKey is the key of the property or trait being read, for the
