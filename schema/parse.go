@@ -88,9 +88,15 @@ type typeError struct {
 	overflow bool // a number beyond float64 in properties or traits
 }
 
+// kv is a member of a map being read: its key, and its value, or for a
+// string b[start:end] (str), made when the map is.
 type kv struct {
-	k string
-	v any
+	k          []byte
+	name       string // the key when readName knows it, at index idx
+	v          any
+	start, end int32
+	idx        int8
+	str, esc   bool
 }
 
 // timeField is where a string of the envelope is (its time strings,
@@ -634,18 +640,8 @@ func (d *decoder) shareStrings() {
 		if !f.set {
 			continue
 		}
-		off := len(buf)
-		if f.esc {
-			buf = unescape(buf, d.b[f.start:f.end])
-		} else {
-			buf = append(buf, d.b[f.start:f.end]...)
-		}
-		// buf is not grown past its capacity nor written again: the
-		// strings may share it.
-		v := ""
-		if len(buf) > off {
-			v = unsafe.String(&buf[off], len(buf)-off)
-		}
+		var v string
+		buf, v = appendString(buf, d.b[f.start:f.end], f.esc)
 		c := &d.ev.Context
 		switch i {
 		case shMessageID:
@@ -1036,12 +1032,53 @@ func (d *decoder) object(depth int, kind objKind, top string) map[string]any {
 		if kind != objOther {
 			d.ptKey = k
 		}
-		v := d.value(depth, top)
+		e := kv{k: k}
+		name, idx := readName(unsafe.String(unsafe.SliceData(k), len(k)))
+		e.name, e.idx = name, int8(idx)
+		if d.b[d.i] == '"' {
+			s, end, esc := d.str()
+			e.start, e.end, e.str, e.esc = int32(s), int32(end), true, esc
+		} else {
+			e.v = d.value(depth, top)
+		}
 		if d.fail != 0 {
 			break
 		}
-		name, idx := internKey(k)
-		d.pushKV(kv{name, v})
+		d.pushKV(e)
+	}
+	d.nkeys = base
+	if d.fail != 0 {
+		d.nkvs = kvBase
+		return nil
+	}
+	// The keys and string values of the map share one allocation: they
+	// live as long as the map, state that keeps one of them alone keeps
+	// a few bytes more.
+	n := 0
+	for i := kvBase; i < d.nkvs; i++ {
+		e := d.kv(i)
+		if e.idx < 0 {
+			n += len(e.k)
+		}
+		if e.str {
+			n += int(e.end - e.start)
+		}
+	}
+	buf := make([]byte, 0, n)
+	m := make(map[string]any, d.nkvs-kvBase)
+	for i := kvBase; i < d.nkvs; i++ {
+		e := d.kv(i)
+		name, idx := e.name, int(e.idx)
+		if idx < 0 {
+			buf, name = appendString(buf, e.k, false)
+		}
+		v := e.v
+		if e.str {
+			var sv string
+			buf, sv = appendString(buf, d.b[e.start:e.end], e.esc)
+			v = sv
+		}
+		m[name] = v
 		// The values the checks read, without looking them up in the
 		// map: properties.path and catalogued properties, traits.
 		if kind == objProperties && 0 <= idx && idx < numPropertyNames ||
@@ -1050,18 +1087,24 @@ func (d *decoder) object(depth int, kind objKind, top string) map[string]any {
 			d.namedSet |= 1 << idx
 		}
 	}
-	d.nkeys = base
-	if d.fail != 0 {
-		d.nkvs = kvBase
-		return nil
-	}
-	m := make(map[string]any, d.nkvs-kvBase)
-	for i := kvBase; i < d.nkvs; i++ {
-		e := d.kv(i)
-		m[e.k] = e.v
-	}
 	d.nkvs = kvBase
 	return m
+}
+
+// appendString appends raw (unescaped when esc) to buf, which has room for
+// it, and returns the string it makes there. buf is never grown past its
+// capacity nor written twice, so the strings may share it.
+func appendString(buf, raw []byte, esc bool) ([]byte, string) {
+	off := len(buf)
+	if esc {
+		buf = unescape(buf, raw)
+	} else {
+		buf = append(buf, raw...)
+	}
+	if len(buf) == off {
+		return buf, ""
+	}
+	return buf, unsafe.String(&buf[off], len(buf)-off)
 }
 
 func (d *decoder) pushKV(e kv) {
@@ -1320,16 +1363,6 @@ func validJSON(b []byte) bool {
 	return d.fail == 0 && d.i == len(b)
 }
 
-// internKey returns a key of properties or traits as a string, without
-// allocating for the names the catalogue and the engine read, and the
-// name's index (see readName), or -1.
-func internKey(k []byte) (string, int) {
-	if name, i := readName(unsafe.String(unsafe.SliceData(k), len(k))); i >= 0 {
-		return name, i
-	}
-	return string(k), -1
-}
-
 // Indexes of readName: properties.path and the catalogued properties
 // come first, the traits checkTraits reads after them.
 const (
@@ -1338,7 +1371,8 @@ const (
 )
 
 // readName returns the names DecodeEvent reads from properties and traits
-// as constants, with an index of their own.
+// as constants, with an index of their own, or -1: a map's keys of these
+// names need no allocation.
 func readName(k string) (string, int) {
 	switch k {
 	case "path":
