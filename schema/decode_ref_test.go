@@ -3,6 +3,7 @@ package schema_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,6 +94,15 @@ func edgeCases() []string {
 	deep := func(open, close string, n int, inner string) string {
 		return strings.Repeat(open, n) + inner + strings.Repeat(close, n)
 	}
+	// many returns an object of n keys k0, k1, ..., then extra.
+	many := func(n int, extra string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		return b.String() + extra + "}"
+	}
 	return []string{
 		// A syntax error after a field of the wrong type wins; a field of
 		// the wrong type wins over data after the object, and over what
@@ -123,6 +133,15 @@ func edgeCases() []string {
 		head + `,"properties":{"a":` + deep("[", "]", 31, "1") + `}}`,
 		head + `,"properties":{"a":` + deep("[", "]", 30, "{}") + `}}`,
 		deep("[", "]", 16000, ""), deep("[", "]", 16000, "") + "x", `"str"`, `123`, `true`, ` `, ``, "\x0b{}",
+		// Large objects, whose keys are compared by hash, one after
+		// another at the same depth.
+		head + `,"properties":` + many(2200, `"z":0`) + `}`,
+		head + `,"properties":` + many(100, `"K99":0`) + `}`,
+		head + `,"properties":` + many(100, `"k5":0`) + `}`,
+		head + `,"properties":` + many(20, `"\u212a5":0`) + `}`,
+		head + `,"properties":{"a":` + many(40, `"x":0`) + `,"b":` + many(40, `"K3":0`) + `}}`,
+		head + `,"integrations":{"a":` + many(40, `"x":0`) + `},"b":` + many(40, `"k3":0`) + `}`,
+		many(50, `"TYPE":"track"`),
 		// Catalogued properties named before the event is.
 		`{"properties":{"PRICE":1},"type":"track","event":"Product Added","userId":"u",` + ts + `}`,
 		`{"properties":{"Price":1},"type":"track","event":"X","userId":"u",` + ts + `}`,

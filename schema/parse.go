@@ -59,6 +59,7 @@ type decoder struct {
 	keys  [32][]byte
 	nkeys int
 	spill [][]byte
+	sets  []keySet // of large objects
 	// Members of the open maps and elements of the open arrays, until
 	// the map or slice is made with its final size.
 	kvs      [16]kv
@@ -528,15 +529,27 @@ general:
 	return f, err == nil
 }
 
-// pushKey adds k to the keys of the innermost open object, after
-// comparing it with the others under case folding.
+// pushKey adds k to the keys of the innermost open object, those from
+// base, after comparing it with the others under case folding: one by one
+// in small objects, by their fold hashes in large ones, so that a record
+// of thousands of keys costs no more than a few.
 func (d *decoder) pushKey(base int, k []byte) {
 	if !d.suspect {
-		for i := base; i < d.nkeys; i++ {
-			if foldEqual(d.key(i), k) {
-				d.suspect = true
-				break
+		if n := d.nkeys - base; n < bigObject {
+			for i := base; i < d.nkeys; i++ {
+				if foldEqual(d.key(i), k) {
+					d.suspect = true
+					break
+				}
 			}
+		} else if set := d.foldSet(base); set != nil {
+			h := foldHash(k)
+			if _, dup := set[h]; dup {
+				// Equal under folding, or a collision: checkKeys
+				// tells which.
+				d.suspect = true
+			}
+			set[h] = struct{}{}
 		}
 	}
 	if d.nkeys < len(d.keys) {
@@ -545,6 +558,42 @@ func (d *decoder) pushKey(base int, k []byte) {
 		d.spill = append(d.spill[:d.nkeys-len(d.keys)], k)
 	}
 	d.nkeys++
+}
+
+// bigObject is the number of keys from which an object's keys are
+// compared by hash.
+const bigObject = 16
+
+// foldSet returns the fold hashes of the keys of the open object whose
+// keys start at base, made on first use. An object is told from an
+// earlier one at the same base by where its first key is.
+func (d *decoder) foldSet(base int) map[uint64]struct{} {
+	first := unsafe.SliceData(d.key(base))
+	for i := range d.sets {
+		if s := &d.sets[i]; s.base == base {
+			if s.first != first {
+				s.first, s.m = first, d.hashKeys(base)
+			}
+			return s.m
+		}
+	}
+	d.sets = append(d.sets, keySet{base, first, d.hashKeys(base)})
+	return d.sets[len(d.sets)-1].m
+}
+
+func (d *decoder) hashKeys(base int) map[uint64]struct{} {
+	m := make(map[uint64]struct{}, 2*(d.nkeys-base))
+	for i := base; i < d.nkeys; i++ {
+		m[foldHash(d.key(i))] = struct{}{}
+	}
+	return m
+}
+
+// keySet holds the fold hashes of a large object's keys.
+type keySet struct {
+	base  int
+	first *byte
+	m     map[uint64]struct{}
 }
 
 func (d *decoder) key(i int) []byte {
