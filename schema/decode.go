@@ -45,6 +45,8 @@ const (
 //
 // A missing messageId is replaced by a hash of the record, so redelivered
 // copies of the same bytes are still recognised as duplicates.
+//
+// The Event shares no memory with b, which the caller may reuse.
 func DecodeEvent(b []byte) (Event, error) {
 	if len(b) > MaxEventBytes {
 		return Event{}, invalid(ReasonTooLarge, "", "record is %d bytes, over the %d byte limit", len(b), MaxEventBytes)
@@ -141,8 +143,8 @@ func safePath(p string) string {
 }
 
 // syntaxError says where b stops being JSON and what kind of text was
-// expected there, from the standard library's scanner (which gives the
-// offset segmentio/encoding does not), without the bytes themselves.
+// expected there, from the standard library's scanner, without the bytes
+// themselves. Only refused records come here.
 func syntaxError(b []byte) *ValidationError {
 	var v struct{}
 	var se *stdjson.SyntaxError

@@ -152,6 +152,19 @@ func (d *decoder) wsSlow() {
 // key's raw contents, whether they hold escapes, and false at the end of
 // the object or on a syntax error.
 func (d *decoder) member(first bool) (start, end int, esc, ok bool) {
+	// Compact JSON without escapes, the common case: [,]"key": and a
+	// value.
+	if b, i := d.b, d.i; d.plain {
+		if !first && i < len(b) && b[i] == ',' {
+			i++
+		}
+		if (i > d.i || first) && i < len(b) && b[i] == '"' {
+			if q := nextQuote(b, i+1); q+2 < len(b) && b[q] == '"' && b[q+1] == ':' && b[q+2] > ' ' {
+				d.i = q + 2
+				return i + 1, q, false, true
+			}
+		}
+	}
 	d.ws()
 	if d.i >= len(d.b) {
 		d.syntax()
@@ -656,11 +669,15 @@ func foldsToName(kind objKind, k []byte) bool {
 	return false
 }
 
-// The envelope and context strings that describe the call rather than
-// key state (state keeps ids, paths, zones and event names one by one):
-// they share one allocation, made once the record is read.
+// The envelope and context strings that state does not keep one by one,
+// or keeps once per user (the user's key and zone): they share one
+// allocation, made once the record is read. Page paths and event names,
+// which state keeps as keys of many events, have their own.
 const (
 	shMessageID = iota
+	shUserID
+	shAnonymousID
+	shTimezone
 	shName
 	shURL
 	shTitle
@@ -695,6 +712,12 @@ func (d *decoder) shareStrings() {
 		switch i {
 		case shMessageID:
 			d.ev.MessageID = v
+		case shUserID:
+			d.ev.UserID = v
+		case shAnonymousID:
+			d.ev.AnonymousID = v
+		case shTimezone:
+			c.Timezone = v
 		case shName:
 			d.ev.Name = v
 		case shURL:
@@ -773,10 +796,10 @@ func (d *decoder) envelope() {
 			d.sharedField(shName, "name")
 		case "userId":
 			bit = fUserID
-			d.stringField(&d.ev.UserID, "userId")
+			d.sharedField(shUserID, "userId")
 		case "anonymousId":
 			bit = fAnonymousID
-			d.stringField(&d.ev.AnonymousID, "anonymousId")
+			d.sharedField(shAnonymousID, "anonymousId")
 		case "timestamp":
 			bit = fTimestamp
 			d.timeField(tsTimestamp, "timestamp")
@@ -804,7 +827,7 @@ func (d *decoder) envelope() {
 				// The decoder it replaced dropped what an earlier
 				// context set; a record with two is refused anyway.
 				d.ev.Context = Context{}
-				for _, i := range [...]int{shURL, shTitle, shReferrer, shUserAgent, shLocale, shDeviceType} {
+				for _, i := range [...]int{shTimezone, shURL, shTitle, shReferrer, shUserAgent, shLocale, shDeviceType} {
 					d.shared[i] = timeField{}
 				}
 			default:
@@ -936,7 +959,6 @@ func (d *decoder) context() {
 	d.i++ // {
 	var seen uint32
 	base := d.nkeys
-	c := &d.ev.Context
 	for first := true; ; first = false {
 		ks, ke, esc, ok := d.member(first)
 		if !ok {
@@ -959,7 +981,7 @@ func (d *decoder) context() {
 			d.sharedField(shUserAgent, "context.userAgent")
 		case "timezone":
 			bit = 4
-			d.stringField(&c.Timezone, "context.timezone")
+			d.sharedField(shTimezone, "context.timezone")
 		case "locale":
 			bit = 8
 			d.sharedField(shLocale, "context.locale")

@@ -23,9 +23,11 @@ import (
 //   - numbers beyond the range of a float64 anywhere, and in properties
 //     and traits numbers over MaxNumber in magnitude.
 //
-// It runs on input the decoder has already accepted as JSON, so it only
-// walks the structure; still, it never indexes past the input. Its
-// messages give byte offsets, never a key or a value.
+// It runs on input the decoder has already accepted as JSON, and only
+// when the decoder's pass noticed something it may refuse (so its first
+// finding, in the order of the record, is the refusal); it only walks the
+// structure, and still never indexes past the input. Its messages give
+// byte offsets, never a key or a value.
 type keyCheck struct {
 	b     []byte
 	i     int
