@@ -4,13 +4,10 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"math"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/segmentio/encoding/json"
+	"unsafe"
 
 	"github.com/microtrigger/microtrigger/schema/zoneinfo"
 )
@@ -33,24 +30,6 @@ const (
 	MaxNumber = 1e15
 )
 
-// wire is the decoding target: timestamp stays a string so that a bad one
-// gets a precise reason instead of the decoder's generic error.
-type wire struct {
-	MessageID   string         `json:"messageId"`
-	Type        string         `json:"type"`
-	Event       string         `json:"event"`
-	Name        string         `json:"name"`
-	UserID      string         `json:"userId"`
-	AnonymousID string         `json:"anonymousId"`
-	Timestamp   *string        `json:"timestamp"`
-	Original    *string        `json:"originalTimestamp"`
-	SentAt      *string        `json:"sentAt"`
-	ReceivedAt  *string        `json:"receivedAt"`
-	Properties  map[string]any `json:"properties"`
-	Traits      map[string]any `json:"traits"`
-	Context     *Context       `json:"context"`
-}
-
 // DecodeEvent parses and validates one event. It refuses, with a
 // *ValidationError, everything a consumer could read differently from a
 // validator: records over MaxEventBytes, invalid UTF-8, anything but one JSON
@@ -66,6 +45,8 @@ type wire struct {
 //
 // A missing messageId is replaced by a hash of the record, so redelivered
 // copies of the same bytes are still recognised as duplicates.
+//
+// The Event shares no memory with b, which the caller may reuse.
 func DecodeEvent(b []byte) (Event, error) {
 	if len(b) > MaxEventBytes {
 		return Event{}, invalid(ReasonTooLarge, "", "record is %d bytes, over the %d byte limit", len(b), MaxEventBytes)
@@ -73,30 +54,47 @@ func DecodeEvent(b []byte) (Event, error) {
 	if !utf8.Valid(b) {
 		return Event{}, invalid(ReasonInvalidUTF8, "", "record is not valid UTF-8")
 	}
-	if i := firstNonSpace(b); i < 0 || b[i] != '{' {
-		if i < 0 || !json.Valid(b) {
+	start := firstNonSpace(b)
+	if start < 0 || b[start] != '{' {
+		if start < 0 || !validJSON(b) {
 			return Event{}, invalid(ReasonNotJSON, "", "record is not JSON")
 		}
 		return Event{}, invalid(ReasonNotJSON, "", "record is not a JSON object")
 	}
-	// Non-nil maps: the decoder fills them as they are, where it would
-	// otherwise allocate room for 64 entries.
-	w := wire{Properties: map[string]any{}, Traits: map[string]any{}}
-	rest, err := json.Parse(b, &w, json.DontMatchCaseInsensitiveStructFields)
-	if err != nil {
-		return Event{}, decodeError(b, err)
+	d := decoder{b: b, i: start}
+	d.plain, d.ctl = scanRecord(b)
+	d.envelope()
+	switch d.fail {
+	case failSyntax:
+		return Event{}, syntaxError(b)
+	case failType:
+		// A syntax error anywhere in the object comes first.
+		v := decoder{b: b, i: start}
+		if v.deepSkip(""); v.fail != 0 {
+			return Event{}, syntaxError(b)
+		}
+		return Event{}, d.te.error(b)
 	}
-	if len(rest) != 0 {
-		return Event{}, invalid(ReasonNotJSON, "", "unexpected data after the JSON object at byte %d", len(b)-len(rest))
+	end := d.i
+	d.ws()
+	if d.i != len(b) {
+		return Event{}, invalid(ReasonNotJSON, "", "unexpected data after the JSON object at byte %d", d.i)
 	}
+	_ = end
+	var specs [5]propertySpec
 	var props []propertySpec
-	if w.Type == TypeTrack {
-		props = catalogue(w.Event)
+	if d.ev.Type == TypeTrack {
+		props = catalogue(d.ev.Event, &specs)
 	}
-	if err := checkKeys(b, props); err != nil {
-		return Event{}, err
+	d.shareStrings()
+	if d.suspect {
+		// A copy: the key check keeps its props where escape analysis
+		// loses track, and specs should stay on the stack.
+		if err := checkKeys(b, append([]propertySpec(nil), props...)); err != nil {
+			return Event{}, err
+		}
 	}
-	return fromWire(&w, b, props)
+	return d.finish(props)
 }
 
 // firstNonSpace returns the index of the first byte that is not JSON
@@ -110,28 +108,23 @@ func firstNonSpace(b []byte) int {
 	return -1
 }
 
-// decodeError turns the decoder's error into a ValidationError that names
-// the field (as far as the schema defines it) and kinds, never the text
-// segmentio/encoding quotes from the record.
-func decodeError(b []byte, err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := safePath(te.Field)
-		want, got := goKind(te.Type.Kind()), jsonKind(te.Value)
-		if want == got || strings.HasSuffix(te.Value, " overflows") {
-			// A number beyond float64 (1e400): the key check finds it
-			// and says where.
-			if ve := checkKeys(b, nil); ve != nil {
-				return ve
-			}
-			return invalid(ReasonBadFieldType, field, "a number out of range")
+// error says what the decoder replaced said of its first field of the
+// wrong type: the field (as far as the schema defines it) and kinds, never
+// the record's text.
+func (te *typeError) error(b []byte) error {
+	field := safePath(te.field)
+	if te.overflow {
+		// A number beyond float64 (1e400) in properties or traits: the
+		// key check finds it, or what comes before it, and says where.
+		if ve := checkKeys(b, nil); ve != nil {
+			return ve
 		}
-		if te.Field == "timestamp" {
-			return invalid(ReasonBadTime, "timestamp", "not an RFC 3339 string such as 2026-03-02T09:00:00Z")
-		}
-		return invalid(ReasonBadFieldType, field, "must be %s, not %s", want, got)
+		return invalid(ReasonBadFieldType, field, "a number out of range")
 	}
-	return syntaxError(b)
+	if te.field == "timestamp" {
+		return invalid(ReasonBadTime, "timestamp", "not an RFC 3339 string such as 2026-03-02T09:00:00Z")
+	}
+	return invalid(ReasonBadFieldType, field, "must be %s, not %s", te.want, jsonKind(te.got))
 }
 
 // safePath keeps of a dotted field path the names the schema defines.
@@ -150,8 +143,8 @@ func safePath(p string) string {
 }
 
 // syntaxError says where b stops being JSON and what kind of text was
-// expected there, from the standard library's scanner (which gives the
-// offset segmentio/encoding does not), without the bytes themselves.
+// expected there, from the standard library's scanner, without the bytes
+// themselves. Only refused records come here.
 func syntaxError(b []byte) *ValidationError {
 	var v struct{}
 	var se *stdjson.SyntaxError
@@ -177,30 +170,9 @@ func syntaxError(b []byte) *ValidationError {
 	return invalid(ReasonNotJSON, "", "not valid JSON at byte %d", se.Offset-1)
 }
 
-func goKind(k reflect.Kind) string {
-	switch k {
-	case reflect.String:
-		return "a string"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		return "an object"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Bool:
-		return "a boolean"
-	default:
-		return "a number"
-	}
-}
-
-func jsonKind(v string) string {
-	// segmentio/encoding quotes the offending text with strconv.Quote.
-	if uq, err := strconv.Unquote(v); err == nil {
-		v = uq
-	}
-	if v == "" {
-		return "another JSON type"
-	}
-	switch v[0] {
+// jsonKind names the JSON type of a value from its first byte.
+func jsonKind(c byte) string {
+	switch c {
 	case '"':
 		return "a string"
 	case '{':
@@ -216,26 +188,10 @@ func jsonKind(v string) string {
 	}
 }
 
-func fromWire(w *wire, raw []byte, props []propertySpec) (Event, error) {
-	if len(w.Properties) == 0 {
-		w.Properties = nil
-	}
-	if len(w.Traits) == 0 {
-		w.Traits = nil
-	}
-	ev := Event{
-		MessageID:   w.MessageID,
-		Type:        w.Type,
-		Event:       w.Event,
-		Name:        w.Name,
-		UserID:      w.UserID,
-		AnonymousID: w.AnonymousID,
-		Properties:  w.Properties,
-		Traits:      w.Traits,
-	}
-	if w.Context != nil {
-		ev.Context = *w.Context
-	}
+// finish checks the fields of the event read, in the order the decoder
+// replaced did, and parses its times.
+func (d *decoder) finish(props []propertySpec) (Event, error) {
+	ev := &d.ev
 	switch ev.Type {
 	case TypeTrack, TypePage, TypeScreen, TypeIdentify, TypeDelete:
 	case "":
@@ -274,7 +230,7 @@ func fromWire(w *wire, raw []byte, props []propertySpec) (Event, error) {
 		{"context.locale", ev.Context.Locale},
 		{"context.device.type", ev.Context.Device.Type},
 	} {
-		if err := checkControl(f.name, f.v); err != nil {
+		if err := d.checkControl(f.name, f.v); err != nil {
 			return Event{}, err
 		}
 	}
@@ -283,48 +239,63 @@ func fromWire(w *wire, raw []byte, props []propertySpec) (Event, error) {
 	}
 	// Segment's timestamp is the event time; a call sent without one
 	// carries the device's originalTimestamp instead.
-	ts, field := w.Timestamp, "timestamp"
-	if ts == nil && w.Original != nil {
-		ts, field = w.Original, "originalTimestamp"
+	ts, field := &d.times[tsTimestamp], "timestamp"
+	if !ts.set && d.times[tsOriginal].set {
+		ts, field = &d.times[tsOriginal], "originalTimestamp"
 	}
-	if ts == nil || *ts == "" {
+	if !ts.set || ts.start == ts.end {
 		return Event{}, invalid(ReasonMissingTime, "timestamp", "missing; want an RFC 3339 time such as 2026-03-02T09:00:00Z")
 	}
-	t, err := parseTime(ts, field)
+	t, err := d.parseTime(ts, field)
 	if err != nil {
 		return Event{}, err
 	}
 	ev.Timestamp = t
 	// sentAt and receivedAt bound the event time against its arrival
 	// (CheckArrival); a malformed one is refused rather than ignored.
-	if ev.SentAt, err = parseTime(w.SentAt, "sentAt"); err != nil {
+	if ev.SentAt, err = d.parseTime(&d.times[tsSentAt], "sentAt"); err != nil {
 		return Event{}, err
 	}
-	if ev.ReceivedAt, err = parseTime(w.ReceivedAt, "receivedAt"); err != nil {
+	if ev.ReceivedAt, err = d.parseTime(&d.times[tsReceivedAt], "receivedAt"); err != nil {
 		return Event{}, err
 	}
 	if ev.Type == TypeTrack && ev.Event == "" {
 		return Event{}, invalid(ReasonMissingEvent, "event", "a track call needs an event name")
 	}
 	if ev.MessageID == "" {
-		ev.MessageID = ContentID(raw)
+		ev.MessageID = ContentID(d.b)
 	}
-	if err := checkProperties(&ev, props); err != nil {
+	if err := d.checkProperties(props); err != nil {
 		return Event{}, err
 	}
-	if err := checkTraits(ev.Traits, "traits"); err != nil {
+	if err := d.checkTraits("traits"); err != nil {
 		return Event{}, err
 	}
-	return ev, nil
+	return *ev, nil
 }
 
-// parseTime parses an optional RFC 3339 field; nil gives the zero time.
-func parseTime(v *string, field string) (time.Time, error) {
-	if v == nil {
+// parseTime parses an optional RFC 3339 field; an absent one gives the
+// zero time.
+func (d *decoder) parseTime(f *timeField, field string) (time.Time, error) {
+	if !f.set {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, *v)
-	if err != nil || !rfc3339Shape(*v) || t.Year() < 1970 || t.Year() > 9999 {
+	// The bytes are only read during the call: time.Parse keeps none of
+	// them in the time it returns.
+	v := unsafe.String(unsafe.SliceData(d.b[f.start:]), f.end-f.start)
+	if f.esc {
+		v = string(unescape(nil, d.b[f.start:f.end]))
+	}
+	// The year of the time parsed is that of the offset it was written
+	// in, as time.Parse's t.Year() below.
+	if t, ok := parseRFC3339(v); ok {
+		if y, _ := digits(v[:4], 0, 9999); y < 1970 {
+			return time.Time{}, invalid(ReasonBadTime, field, "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
+		}
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil || !rfc3339Shape(v) || t.Year() < 1970 || t.Year() > 9999 {
 		return time.Time{}, invalid(ReasonBadTime, field, "not an RFC 3339 time such as 2026-03-02T09:00:00Z")
 	}
 	return t.UTC(), nil
@@ -396,88 +367,106 @@ type propertySpec struct {
 
 // catalogue lists the properties microtrigger reads from the events of
 // DESIGN.md. Other events and other properties are free-form.
-func catalogue(name string) []propertySpec {
-	product := []propertySpec{
-		{name: "product_id", kind: kindString},
-		{name: "name", kind: kindString},
-		{name: "category", kind: kindString},
-		{name: "price", kind: kindNumber, min: 0, max: MaxAmount},
-		{name: "quantity", kind: kindNumber, min: 0, max: MaxAmount},
+//
+// The specs are written to the caller's array: a slice literal returned
+// would be allocated on every call.
+func catalogue(name string, specs *[5]propertySpec) []propertySpec {
+	amount := func(name string) propertySpec {
+		return propertySpec{name: name, kind: kindNumber, min: 0, max: MaxAmount}
 	}
 	switch name {
 	case "Product Viewed", "Product Added", "Product Removed", "Product Added to Wishlist":
-		return product
-	case "Checkout Started", "Order Completed", "Cart Viewed":
-		return []propertySpec{
-			{name: "order_id", kind: kindString},
-			{name: "value", kind: kindNumber, min: 0, max: MaxAmount},
-			{name: "revenue", kind: kindNumber, min: 0, max: MaxAmount},
-			{name: "total", kind: kindNumber, min: 0, max: MaxAmount},
+		*specs = [...]propertySpec{
+			{name: "product_id", kind: kindString},
+			{name: "name", kind: kindString},
+			{name: "category", kind: kindString},
+			amount("price"),
+			amount("quantity"),
 		}
+		return specs[:5]
+	case "Checkout Started", "Order Completed", "Cart Viewed":
+		specs[0] = propertySpec{name: "order_id", kind: kindString}
+		specs[1], specs[2], specs[3] = amount("value"), amount("revenue"), amount("total")
+		return specs[:4]
 	case "Page Scrolled":
-		return []propertySpec{{name: "percent", kind: kindNumber, required: true, min: 0, max: 100}}
+		specs[0] = propertySpec{name: "percent", kind: kindNumber, required: true, min: 0, max: 100}
 	case "Element Hovered", "Element Clicked":
-		return []propertySpec{{name: "element", kind: kindString, required: true}}
+		specs[0] = propertySpec{name: "element", kind: kindString, required: true}
 	case "Page Heartbeat":
-		return []propertySpec{{name: "seconds", kind: kindNumber, required: true, min: 0, max: 86400}}
+		specs[0] = propertySpec{name: "seconds", kind: kindNumber, required: true, min: 0, max: 86400}
 	case "Form Started", "Form Submitted":
-		return []propertySpec{{name: "form", kind: kindString, required: true}}
+		specs[0] = propertySpec{name: "form", kind: kindString, required: true}
 	case "Video Content Playing":
-		return []propertySpec{{name: "position", kind: kindNumber, required: true, min: 0, max: MaxAmount}}
+		specs[0] = propertySpec{name: "position", kind: kindNumber, required: true, min: 0, max: MaxAmount}
+	default:
+		return nil
 	}
-	return nil
+	return specs[:1]
 }
 
-func checkProperties(ev *Event, props []propertySpec) error {
-	if v, ok := ev.Properties["path"]; ok {
+func (d *decoder) checkProperties(props []propertySpec) error {
+	ev := &d.ev
+	if v, ok := d.read("path"); ok {
 		p, isStr := v.(string)
 		if !isStr && (ev.Type == TypePage || ev.Type == TypeScreen) {
 			return invalid(ReasonBadProperty, "properties.path", "must be a string")
 		}
 		// Event.Path reads it on every call: it keys page state.
-		if err := checkControl("properties.path", p); err != nil {
+		if err := d.checkControl("properties.path", p); err != nil {
 			return err
 		}
 	}
-	for _, p := range props {
-		v, ok := ev.Properties[p.name]
-		field := "properties." + p.name
+	for i := range props {
+		p := &props[i]
+		v, ok := d.read(p.name)
 		if !ok || v == nil {
 			if p.required {
-				return invalid(ReasonBadProperty, field, "required by %q events", ev.Event)
+				return invalid(ReasonBadProperty, "properties."+p.name, "required by %q events", ev.Event)
 			}
 			continue
 		}
-		if err := checkValue(&p, v, field, ReasonBadProperty); err != nil {
+		if err := d.checkValue(p, v, "properties", ReasonBadProperty); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkValue checks v, the value of a catalogued property or trait.
-func checkValue(p *propertySpec, v any, field string, r Reason) error {
+// read returns the value of a property or trait readName knows, as the
+// map holds it.
+func (d *decoder) read(name string) (any, bool) {
+	_, i := readName(name)
+	return d.named[i], d.namedSet&(1<<i) != 0
+}
+
+// checkValue checks v, the value of a catalogued property or trait of
+// the object at path. The field is only spelt out for an error.
+func (d *decoder) checkValue(p *propertySpec, v any, path string, r Reason) error {
 	switch p.kind {
 	case kindString:
 		s, isStr := v.(string)
 		if !isStr {
-			return invalid(r, field, "must be %s", p.kind)
+			return invalid(r, path+"."+p.name, "must be %s", p.kind)
 		}
 		if len(s) > MaxPropertyLen {
-			return invalid(ReasonFieldTooLong, field, "longer than %d bytes", MaxPropertyLen)
+			return invalid(ReasonFieldTooLong, path+"."+p.name, "longer than %d bytes", MaxPropertyLen)
 		}
-		return checkControl(field, s)
+		if d.ctl {
+			if i := controlAt(s); i >= 0 {
+				return controlError(path+"."+p.name, i)
+			}
+		}
 	case kindNumber:
 		f, isNum := v.(float64)
 		if !isNum || math.IsNaN(f) || math.IsInf(f, 0) {
-			return invalid(r, field, "must be %s", p.kind)
+			return invalid(r, path+"."+p.name, "must be %s", p.kind)
 		}
 		if f < p.min || f > p.max {
-			return invalid(r, field, "must be between %g and %g", p.min, p.max)
+			return invalid(r, path+"."+p.name, "must be between %g and %g", p.min, p.max)
 		}
 	case kindBool:
 		if _, isBool := v.(bool); !isBool {
-			return invalid(r, field, "must be %s", p.kind)
+			return invalid(r, path+"."+p.name, "must be %s", p.kind)
 		}
 	}
 	return nil
@@ -486,15 +475,33 @@ func checkValue(p *propertySpec, v any, field string, r Reason) error {
 // checkControl refuses a control character in v: C0 (U+0000–U+001F),
 // DEL (U+007F) and C1 (U+0080–U+009F). They would end up in state keys,
 // logs of other systems and email headers, where they split lines, hide
-// text or end strings early.
-func checkControl(field, v string) error {
+// text or end strings early. A record without backslashes, DEL or the
+// lead byte of C1 has none (d.ctl is false): raw C0 bytes in a string are
+// not JSON.
+func (d *decoder) checkControl(field, v string) error {
+	if !d.ctl {
+		return nil
+	}
+	if i := controlAt(v); i >= 0 {
+		return controlError(field, i)
+	}
+	return nil
+}
+
+// controlAt returns the offset of the first control character of v, or
+// -1.
+func controlAt(v string) int {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c < 0x20 || c == 0x7f || c == 0xc2 && i+1 < len(v) && v[i+1] >= 0x80 && v[i+1] <= 0x9f {
-			return invalid(ReasonControlChar, field, "holds a control character at byte %d of its value", i)
+			return i
 		}
 	}
-	return nil
+	return -1
+}
+
+func controlError(field string, i int) error {
+	return invalid(ReasonControlChar, field, "holds a control character at byte %d of its value", i)
 }
 
 // traitSpecs are the identify traits microtrigger reads, in the order
@@ -510,27 +517,28 @@ func traitSpecs() [6]propertySpec {
 	}
 }
 
-func checkTraits(traits map[string]any, path string) error {
-	if len(traits) == 0 {
+func (d *decoder) checkTraits(path string) error {
+	if len(d.ev.Traits) == 0 {
 		return nil
 	}
-	for _, spec := range traitSpecs() {
-		v, ok := traits[spec.name]
+	specs := traitSpecs()
+	for i := range specs {
+		spec := &specs[i]
+		v, ok := d.read(spec.name)
 		if !ok || v == nil {
 			continue
 		}
-		field := path + "." + spec.name
-		if err := checkValue(&spec, v, field, ReasonBadTrait); err != nil {
+		if err := d.checkValue(spec, v, path, ReasonBadTrait); err != nil {
 			return err
 		}
 		switch spec.name {
 		case "email":
 			if !plausibleEmail(v.(string)) {
-				return invalid(ReasonBadTrait, field, "not an email address")
+				return invalid(ReasonBadTrait, path+"."+spec.name, "not an email address")
 			}
 		case "timezone":
 			if err := CheckTimezone(v.(string)); err != nil {
-				return invalid(ReasonBadTrait, field, "%v", err)
+				return invalid(ReasonBadTrait, path+"."+spec.name, "%v", err)
 			}
 		}
 	}

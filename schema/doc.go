@@ -14,7 +14,10 @@
 // numbers over [MaxNumber] in properties and traits, catalogued amounts
 // over [MaxAmount]). Its [ValidationError] names schema fields, byte
 // offsets and kinds, never a value or another key of the record, so it is
-// safe in logs, dead-letter headers and reports.
+// safe in logs, dead-letter headers and reports. It reads a record in one
+// pass over its bytes, without reflection (parse.go); the decoder it
+// replaced is kept in reference_test.go, and FuzzDecodeMatchesReference
+// holds the two to the same events and refusals.
 //
 // [CheckTimezone] accepts the zones of the database embedded in the binary
 // (schema/zoneinfo, which also loads them for quiet hours and caps), never

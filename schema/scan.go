@@ -8,8 +8,6 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/segmentio/encoding/json"
 )
 
 // keyCheck looks for what JSON decoders let through silently, or read
@@ -25,9 +23,11 @@ import (
 //   - numbers beyond the range of a float64 anywhere, and in properties
 //     and traits numbers over MaxNumber in magnitude.
 //
-// It runs on input the decoder has already accepted as JSON, so it only
-// walks the structure; still, it never indexes past the input. Its
-// messages give byte offsets, never a key or a value.
+// It runs on input the decoder has already accepted as JSON, and only
+// when the decoder's pass noticed something it may refuse (so its first
+// finding, in the order of the record, is the refusal); it only walks the
+// structure, and still never indexes past the input. Its messages give
+// byte offsets, never a key or a value.
 type keyCheck struct {
 	b     []byte
 	i     int
@@ -400,6 +400,11 @@ func childKind(parent objKind, name string) objKind {
 // name returns the field the decoder reads from an object of kind kind
 // that k equals under case folding, or "". All those names are ASCII.
 func (s *keyCheck) name(kind objKind, k []byte) string {
+	return nameOf(kind, k, s.props)
+}
+
+// nameOf is keyCheck.name with the catalogued properties props.
+func nameOf(kind objKind, k []byte, props []propertySpec) string {
 	if kind == objOther || len(k) > 64 {
 		return ""
 	}
@@ -486,9 +491,9 @@ func (s *keyCheck) name(kind objKind, k []byte) string {
 		if string(low) == "path" {
 			return "path"
 		}
-		for i := range s.props {
-			if string(low) == s.props[i].name {
-				return s.props[i].name
+		for i := range props {
+			if string(low) == props[i].name {
+				return props[i].name
 			}
 		}
 	}
@@ -562,11 +567,5 @@ func unescapeKey(raw []byte) []byte {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw
 	}
-	q := make([]byte, 0, len(raw)+2)
-	q = append(append(append(q, '"'), raw...), '"')
-	var v string
-	if err := json.Unmarshal(q, &v); err != nil {
-		return raw
-	}
-	return []byte(v)
+	return unescape(make([]byte, 0, len(raw)), raw)
 }
