@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/microtrigger/microtrigger/internal/crashpoint"
 	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
@@ -345,6 +346,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) (int64, error)
 			return n, ferr
 		}
 		if pending >= 10000 || done {
+			crashpoint.Hit(crashpoint.MidRestore)
 			if err := b.SetMetaInt64(metaChangelogOffset, part.checkpoint); err != nil {
 				return n, err
 			}

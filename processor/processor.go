@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/microtrigger/microtrigger/internal/crashpoint"
 	"github.com/microtrigger/microtrigger/internal/groupwatch"
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
@@ -706,6 +707,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	if err := s.Begin(); err != nil {
 		return p.abort(ctx, s, fmt.Errorf("begin transaction: %w", err))
 	}
+	crashpoint.Hit(crashpoint.BeforeProduce)
 	// Promises run on the client's goroutines; they only touch these
 	// locals, so a batch abandoned at shutdown leaves no race behind.
 	var mu sync.Mutex
@@ -752,6 +754,10 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			}
 		}
 	}
+	if crashpoint.Armed(crashpoint.AfterProduce) {
+		s.Client().Flush(ctx) // the records reach the broker, the commit never does
+		crashpoint.Crash()
+	}
 	endStart := time.Now()
 	committed, err := s.End(ctx, kgo.TryCommit)
 	if err != nil {
@@ -794,6 +800,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		}
 		part.unsent = nil
 		if w := part.write; w != nil {
+			crashpoint.Hit(crashpoint.AfterCommit)
 			part.write = nil
 			part.ticks = nil
 			part.checkpoint = lastOffset[id]

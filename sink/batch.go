@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/microtrigger/microtrigger/internal/crashpoint"
 	"github.com/microtrigger/microtrigger/schema"
 	"github.com/microtrigger/microtrigger/sink/ledger"
 	"github.com/microtrigger/microtrigger/sink/render"
@@ -249,13 +250,16 @@ func (j *journal) Attempt(ctx context.Context, msgs []render.Message) error {
 		j.at[m.CommandID] = now
 	}
 	j.mu.Unlock()
-	return j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.InFlight, At: now})...)
+	err := j.s.ledger.Record(ctx, j.changes(msgs, &ledger.Entry{State: ledger.InFlight, At: now})...)
+	crashpoint.Hit(crashpoint.SinkAfterAttempt)
+	return err
 }
 
 func (j *journal) Settle(ctx context.Context, msgs []render.Message, st sendgrid.Settlement) error {
 	var changes []ledger.Change
 	switch st {
 	case sendgrid.SettledAccepted:
+		crashpoint.Hit(crashpoint.SinkBeforeSettle)
 		changes = j.changes(msgs, &ledger.Entry{State: ledger.Sent, At: j.s.cfg.Now()})
 	case sendgrid.SettledNotAccepted:
 		changes = j.changes(msgs, nil)

@@ -34,6 +34,9 @@ type Config struct {
 	// Noise is the share of users with no scripted behaviour, browsing
 	// only. Default 0.3.
 	Noise float64
+	// Prefix is put before every user id and message id, so that
+	// clickstreams generated apart can share a topic.
+	Prefix string
 }
 
 // Behaviours lists the scripted behaviours; each scripted user follows one.
@@ -46,9 +49,10 @@ func Behaviours() []string {
 }
 
 type gen struct {
-	r   *rand.Rand
-	out []Event
-	seq int
+	r      *rand.Rand
+	out    []Event
+	seq    int
+	prefix string
 }
 
 // Generate returns the stream in event-time order (stable for equal times).
@@ -65,7 +69,7 @@ func Generate(c Config) []Event {
 	if c.Noise == 0 {
 		c.Noise = 0.3
 	}
-	g := &gen{r: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15))}
+	g := &gen{r: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15)), prefix: c.Prefix}
 	all := Behaviours()
 	for i := 0; i < c.Users; i++ {
 		g.user(c, i, all)
@@ -77,7 +81,7 @@ func Generate(c Config) []Event {
 func (g *gen) emit(t time.Time, user string, m map[string]any) {
 	g.seq++
 	if _, ok := m["messageId"]; !ok {
-		m["messageId"] = fmt.Sprintf("g-%08d", g.seq)
+		m["messageId"] = fmt.Sprintf("%sg-%08d", g.prefix, g.seq)
 	}
 	m["userId"] = user
 	m["timestamp"] = t.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -104,7 +108,7 @@ func track(name string, props map[string]any, path string) map[string]any {
 }
 
 func (g *gen) user(c Config, i int, behaviours []string) {
-	id := fmt.Sprintf("user-%06d", i)
+	id := fmt.Sprintf("%suser-%06d", c.Prefix, i)
 	behaviour := "browse"
 	if g.r.Float64() >= c.Noise {
 		behaviour = behaviours[g.r.IntN(len(behaviours))]
