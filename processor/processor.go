@@ -707,7 +707,15 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	if err := s.Begin(); err != nil {
 		return p.abort(ctx, s, fmt.Errorf("begin transaction: %w", err))
 	}
-	crashpoint.Hit(crashpoint.BeforeProduce)
+	// The crash points of a faults build count only batches that emit
+	// send-commands: the moments where a crash can lose or double one.
+	emits := false
+	for i := range outs {
+		emits = emits || len(outs[i].Commands) > 0
+	}
+	if emits {
+		crashpoint.Hit(crashpoint.BeforeProduce)
+	}
 	// Promises run on the client's goroutines; they only touch these
 	// locals, so a batch abandoned at shutdown leaves no race behind.
 	var mu sync.Mutex
@@ -754,7 +762,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			}
 		}
 	}
-	if crashpoint.Armed(crashpoint.AfterProduce) {
+	if emits && crashpoint.Armed(crashpoint.AfterProduce) {
 		s.Client().Flush(ctx) // the records reach the broker, the commit never does
 		crashpoint.Crash()
 	}

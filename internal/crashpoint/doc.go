@@ -17,10 +17,11 @@ package crashpoint
 // The named points.
 const (
 	// BeforeProduce: a transaction has begun, nothing of the batch is
-	// produced.
+	// produced. Only batches that emit send-commands count.
 	BeforeProduce = "processor.before-produce"
 	// AfterProduce: every record of the batch is produced and flushed to
-	// the broker, the transaction is not committed.
+	// the broker, the transaction is not committed. Only batches that
+	// emit send-commands count.
 	AfterProduce = "processor.after-produce"
 	// AfterCommit: the transaction is committed, the snapshot it carried
 	// is not yet applied to Pebble.
