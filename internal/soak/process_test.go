@@ -248,3 +248,12 @@ func leaks(logs string, sentinels ...string) []string {
 	}
 	return out
 }
+
+// tail returns the last n lines of what s logged, for a failure message.
+func (s *supervised) tail(n int) string {
+	lines := strings.Split(strings.TrimRight(s.logs.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
