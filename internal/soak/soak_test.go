@@ -197,6 +197,11 @@ func TestSoak(t *testing.T) {
 	}
 
 	// Sinks: s0 dies at both sink crash points in turn.
+	// MICROTRIGGER_SOAK_SINK_LOG=debug has them log every command they skip.
+	sinkLogLevel := "info"
+	if l := os.Getenv("MICROTRIGGER_SOAK_SINK_LOG"); l != "" {
+		sinkLogLevel = l
+	}
 	var hookURLs []string
 	sink := func(name string, lives ...life) *supervised {
 		hookAddr := freeAddr(t)
@@ -206,7 +211,8 @@ func TestSoak(t *testing.T) {
 			"--transport", "sendgrid", "--sendgrid.url", srv.URL, "--sendgrid.templates", "../../testdata/templates/sendgrid.yaml",
 			"--sendgrid.api-key-file", apiKeyFile, "--sendgrid.timeout", "2s", "--sendgrid.unknown-deadline", "15s",
 			"--sendgrid.rate-limit=-1", "--sendgrid.batch-size", "200",
-			"--webhook.listen", hookAddr, "--webhook.public-key-file", keyFile, "--metrics.listen", "", "--log.format", "text"}, nil, lives...)
+			"--webhook.listen", hookAddr, "--webhook.public-key-file", keyFile, "--metrics.listen", "", "--log.format", "text",
+			"--log.level", sinkLogLevel}, nil, lives...)
 		procs = append(procs, s)
 		return s
 	}
@@ -690,6 +696,25 @@ func TestSoak(t *testing.T) {
 	}
 	if rep.DoubledEmails != 0 {
 		t.Errorf("%d commands accepted by SendGrid more than once", rep.DoubledEmails)
+		reqs := srv.Accepted()
+		n := 0
+		for id, k := range delivered {
+			if k < 2 {
+				continue
+			}
+			if n++; n > 10 {
+				break
+			}
+			var in []string
+			for i, r := range reqs {
+				for _, p := range r.Personalizations {
+					if p.CustomArgs["command_id"] == id {
+						in = append(in, fmt.Sprintf("request %d of %d messages at %s", i, len(r.Personalizations), r.At.Format("15:04:05.000")))
+					}
+				}
+			}
+			t.Logf("accepted twice: command %s, in %s", id, strings.Join(in, "; "))
+		}
 	}
 	if rep.AcceptedAndDeadLettered != 0 {
 		t.Errorf("%d commands dead-lettered although SendGrid accepted them", rep.AcceptedAndDeadLettered)

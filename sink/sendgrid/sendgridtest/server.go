@@ -91,6 +91,8 @@ type Request struct {
 	// Raw is the request body; Header its headers.
 	Raw    []byte
 	Header http.Header
+	// At is when the server accepted it, by Options.Now.
+	At time.Time
 }
 
 // Personalization is one recipient of a request.
@@ -335,6 +337,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 func (s *Server) accept(req Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	req.At = s.opts.Now()
 	s.accepted = append(s.accepted, req)
 	for _, p := range req.Personalizations {
 		s.delivered[p.CustomArgs["command_id"]]++
