@@ -488,20 +488,45 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 			return err
 		}
 	}
+	// Where each new partition's input resumes, from the group
+	// coordinator, once no transaction leaves it pending (KIP-447's
+	// RequireStable, as the client's own fetch): the client's view may
+	// not hold it yet when the assignment arrives (after a lost session
+	// its fetch waits for a pending transaction to end), and a partition
+	// opened at 0 would replay nothing and fire again the timers its last
+	// owner fired since the snapshot.
+	committed := map[int32]int64{}
+	if len(opened) > 0 {
+		if err := retry(ctx, p.cfg.Logger, "fetch the committed offsets of "+p.cfg.Topics.Events, -1, func() error {
+			offs, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), p.cfg.Group)
+			if err != nil {
+				return err
+			}
+			for _, id := range opened {
+				o, ok := offs.Lookup(p.cfg.Topics.Events, id)
+				if !ok {
+					continue // never committed: from the start
+				}
+				if o.Err != nil {
+					return fmt.Errorf("partition %d: %w", id, o.Err)
+				}
+				committed[id] = o.At
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 	// Partitions restore side by side: each has its own store and
 	// clients, and the changelog reads and Pebble writes overlap. No
 	// batch runs until every assigned partition is open: a batch would
 	// commit offsets past records of a partition it skipped.
-	committed := cl.CommittedOffsets()[p.cfg.Topics.Events]
 	parts := make([]*partition, len(opened))
 	var g errgroup.Group
 	g.SetLimit(4)
 	for i, id := range opened {
 		g.Go(func() error {
-			var from int64
-			if o, ok := committed[id]; ok && o.Offset > 0 {
-				from = o.Offset
-			}
+			from := max(committed[id], 0)
 			return retry(ctx, p.cfg.Logger, "restore partition", id, func() (err error) {
 				if !p.isAssigned(id) {
 					return nil // revoked meanwhile
@@ -618,6 +643,12 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		g.Go(func() error {
 			part.produced = part.produced[:0]
 			for _, r := range recs {
+				if r.Offset < part.consumed {
+					// Applied when the partition was opened: the client
+					// resumed from an older commit than the group's (an
+					// End whose outcome was unknown).
+					continue
+				}
 				if !r.Attrs.IsControl() {
 					if err := p.input(ctx, part, r, &part.produced, true); err != nil {
 						return err
@@ -785,19 +816,32 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	case <-ctx.Done():
 		return ctx.Err() // shutting down: the batch is abandoned, not applied
 	}
-	p.cfg.Logger.Debug("transaction ended", "seconds", time.Since(endStart).Seconds(), "batch_seconds", time.Since(start).Seconds())
+	if p.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		p.logEnded(ctx, s, ids, outs, committed, err, time.Since(endStart), time.Since(start))
+	}
 	if err == nil && perr != nil {
 		err = perr
 	}
 	if err != nil || !committed {
-		if err == nil {
-			err = errAborted
-		}
 		p.m.txns.Add(ctx, 1, outcome("aborted"))
 		if isFenced(err) {
 			return errFenced
 		}
-		return p.reset(ctx, err)
+		if err != nil {
+			// The commit may have reached the broker or not (a broker
+			// gone mid-EndTxn): the client's view of the committed
+			// offsets cannot tell. Every partition is reopened from the
+			// group's, as on an assignment. The transaction is ended
+			// first if the client still holds it open, so that its
+			// pending offsets do not hold up the group's answer until
+			// the broker times it out.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			s.End(actx, kgo.TryAbort)
+			cancel()
+			p.drop()
+			return err
+		}
+		return p.reset(ctx, errAborted)
 	}
 	p.m.txns.Add(ctx, 1, outcome("committed"))
 	for n, id := range ids {
@@ -830,6 +874,27 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	p.m.batchSeconds.Record(ctx, time.Since(start).Seconds())
 	p.updateProgress()
 	return nil
+}
+
+// logEnded logs, at debug level, what a transaction carried and how it
+// ended: the offsets each partition read to, the commands by id (hashes,
+// nothing about the user), and the producer's id and epoch, so that a
+// command found twice can be traced to the transactions that wrote it.
+func (p *Processor) logEnded(ctx context.Context, s session, ids []int32, outs []task.Output, committed bool, err error, end, batch time.Duration) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second) // a log line waits for no broker
+	pid, epoch, _ := s.Client().ProducerID(pctx)
+	cancel()
+	for n, id := range ids {
+		part := p.parts[id]
+		cmds := make([]string, len(outs[n].Commands))
+		for i := range outs[n].Commands {
+			cmds[i] = outs[n].Commands[i].ID
+		}
+		p.cfg.Logger.Debug("transaction ended", "partition", id, "committed", committed, "err", err,
+			"from", part.committed, "to", part.consumed, "ticks", len(part.unsent), "snapshot", part.write != nil,
+			"commands", cmds, "producer_id", pid, "producer_epoch", epoch,
+			"seconds", end.Seconds(), "batch_seconds", batch.Seconds())
+	}
 }
 
 // tickValue is the value of a recorded clock move. Not empty: Kafka
@@ -937,13 +1002,31 @@ func (p *Processor) reset(ctx context.Context, cause error) error {
 		}
 		part, err := p.open(ctx, id, old.committed)
 		if err != nil {
+			// This one and those not reset yet, whose state holds the
+			// aborted work, are reopened from the group's offsets by the
+			// next rebalance.
 			delete(p.parts, id)
+			p.m.assigned.Add(ctx, -1)
+			p.drop()
 			return errors.Join(cause, fmt.Errorf("reset partition %d after abort: %w", id, err))
 		}
 		part.end = old.end
 		p.parts[id] = part
 	}
 	return cause
+}
+
+// drop closes every partition. The next rebalance reopens those still
+// assigned from the group's committed offsets; none is ready meanwhile.
+func (p *Processor) drop() {
+	for id, part := range p.parts {
+		if err := part.close(); err != nil {
+			p.cfg.Logger.Warn("close partition store", "partition", id, "err", err)
+		}
+		delete(p.parts, id)
+		p.m.assigned.Add(context.Background(), -1)
+	}
+	p.ready.Store(false)
 }
 
 func isFenced(err error) bool {

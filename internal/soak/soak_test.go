@@ -220,10 +220,16 @@ func TestSoak(t *testing.T) {
 	sink("sink-1")
 
 	// Processors: a goes through the crash points, b and c stay up.
+	// MICROTRIGGER_SOAK_PROCESSOR_LOG=debug has them log every transaction.
+	processorLogLevel := "info"
+	if l := os.Getenv("MICROTRIGGER_SOAK_PROCESSOR_LOG"); l != "" {
+		processorLogLevel = l
+	}
 	processor := func(name string, lives ...life) *supervised {
 		dir := filepath.Join(work, name)
 		args := []string{"processor", "--brokers", addr, "--rules", pack,
 			"--state-dir", dir, "--transactional-id", name, "--instance-id", name, "--metrics.listen", "", "--log.format", "text",
+			"--log.level", processorLogLevel,
 			"--snapshot.interval", "2s", "--snapshot.users", "1000"}
 		p := supervise(t, name, bin, dir, args, nil, lives...)
 		procs = append(procs, p)
@@ -679,6 +685,20 @@ func TestSoak(t *testing.T) {
 	}
 	if rep.DoubledOnTopic != 0 {
 		t.Errorf("%d commands twice on send-commands", rep.DoubledOnTopic)
+		copies := map[string][]string{}
+		for _, r := range kafkatest.ReadAll(t, seeds, schema.TopicCommands) {
+			var c schema.SendCommand
+			if json.Unmarshal(r.Value, &c) == nil && seen[c.ID] > 1 {
+				copies[c.ID] = append(copies[c.ID], fmt.Sprintf("partition %d offset %d producer %d epoch %d at %s",
+					r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, r.Timestamp.UTC().Format("15:04:05.000")))
+			}
+		}
+		n := 0
+		for id, cs := range copies {
+			if n++; n <= 10 {
+				t.Logf("twice on send-commands: command %s: %s", id, strings.Join(cs, "; "))
+			}
+		}
 	}
 	if rep.Undelivered != 0 {
 		t.Errorf("%d commands neither accepted by SendGrid nor dead-lettered", rep.Undelivered)
