@@ -580,10 +580,10 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 		c.e.Add(n.Pos, "%s: empty expression", what)
 		return nil
 	}
-	ast, iss := c.env.Compile(src)
-	if iss != nil && iss.Err() != nil {
-		for _, ce := range iss.Errors() {
-			c.e.Add(n.ExprPos(ce.Location.Line(), ce.Location.Column()), "%s: %s", what, ce.Message)
+	ast, issues := compile(c.env, src)
+	if len(issues) > 0 {
+		for _, ci := range issues {
+			c.e.Add(n.ExprPos(ci.line, ci.col), "%s: %s", what, ci.msg)
 		}
 		return nil
 	}
