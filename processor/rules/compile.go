@@ -598,6 +598,13 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 			return nil
 		}
 	}
+	if reads := absentReads(ast.NativeRep()); len(reads) > 0 {
+		for _, r := range reads {
+			loc := ast.NativeRep().SourceInfo().GetStartLocation(r.id)
+			c.e.Add(n.ExprPos(loc.Line(), loc.Column()), "%s: %s", what, r.msg)
+		}
+		return nil
+	}
 	est, err := c.env.EstimateCost(ast, sizeEstimator{state.DefaultLimits()})
 	if err != nil {
 		c.e.Add(n.ExprPos(1, 0), "%s: estimate cost: %v", what, err)
