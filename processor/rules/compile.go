@@ -358,7 +358,7 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 		if f["wait"] == nil {
 			e.Add(r.Pos, "%s: recheck needs a wait", what)
 		}
-		t.Recheck = c.expr(r, what+": recheck", cel.BoolType)
+		t.Recheck = c.runExpr(r, what+": recheck", cel.BoolType)
 	}
 	if r := f["restart"]; r != nil {
 		t.Restart, _ = r.Bool(e, what+": restart")
@@ -417,6 +417,9 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 			e.Add(p, "%s: impossible intent: the first email is delayed %s, but %s intent must send within %s",
 				what, FormatDuration(t.Steps[0].Delay), t.Intent, FormatDuration(win))
 		}
+	}
+	if t.Recheck == nil && t.Wait > 0 {
+		c.refuseUnkept(t.When, what+": when")
 	}
 	if t.Restart && t.Wait == 0 {
 		e.Add(f["restart"].Pos, "%s: restart needs a wait to restart", what)
@@ -488,7 +491,7 @@ func (c *compiler) step(n *yamlpos.Node, what string) Step {
 		s.Delay = duration(d, c.e, what+": delay")
 	}
 	if w := f["when"]; w != nil {
-		s.When = c.expr(w, what+": when", cel.BoolType)
+		s.When = c.runExpr(w, what+": when", cel.BoolType)
 	}
 	if d := f["data"]; d != nil {
 		s.Data = c.data(d, what+": data")
@@ -551,7 +554,7 @@ func (c *compiler) data(n *yamlpos.Node, what string) []DataField {
 			continue
 		}
 		seen[k.Value] = true
-		if p := c.expr(n.Vals[i], what+"."+k.Value, nil); p != nil {
+		if p := c.runExpr(n.Vals[i], what+"."+k.Value, nil); p != nil {
 			out = append(out, DataField{Name: k.Value, Expr: p})
 		}
 	}
@@ -569,9 +572,19 @@ func (c *compiler) checkTemplate(n *yamlpos.Node, name, what string) {
 	}
 }
 
-// expr compiles one CEL expression held by n; want is the required result
-// type (nil: any).
+// expr compiles one CEL expression held by n, of those an event evaluates
+// (event is defined); want is the required result type (nil: any).
 func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
+	return c.compileExpr(n, what, want, false)
+}
+
+// runExpr is expr for an expression a run evaluates (recheck, steps,
+// data), where event is not defined (eventvar.go).
+func (c *compiler) runExpr(n *yamlpos.Node, what string, want *cel.Type) *Program {
+	return c.compileExpr(n, what, want, true)
+}
+
+func (c *compiler) compileExpr(n *yamlpos.Node, what string, want *cel.Type, onRun bool) *Program {
 	src, ok := n.Str(c.e, what)
 	if !ok {
 		return nil
@@ -598,11 +611,24 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 			return nil
 		}
 	}
+	at := func(id int64) Pos {
+		loc := ast.NativeRep().SourceInfo().GetStartLocation(id)
+		return n.ExprPos(loc.Line(), loc.Column())
+	}
+	var events []eventUse
+	for _, u := range eventUses(ast.NativeRep()) {
+		u.pos = at(u.id)
+		events = append(events, u)
+	}
+	// Both checks report at once, so one round of fixes clears them.
+	refused := onRun && c.refuseEvent(events, what)
 	if reads := absentReads(ast.NativeRep()); len(reads) > 0 {
 		for _, r := range reads {
-			loc := ast.NativeRep().SourceInfo().GetStartLocation(r.id)
-			c.e.Add(n.ExprPos(loc.Line(), loc.Column()), "%s: %s", what, r.msg)
+			c.e.Add(at(r.id), "%s: %s", what, r.msg)
 		}
+		refused = true
+	}
+	if refused {
 		return nil
 	}
 	est, err := c.env.EstimateCost(ast, sizeEstimator{state.DefaultLimits()})
@@ -622,7 +648,7 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 		c.e.Add(n.ExprPos(1, 0), "%s: %v", what, err)
 		return nil
 	}
-	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg, fast: fastOf(ast.NativeRep())}
+	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg, fast: fastOf(ast.NativeRep()), events: events}
 }
 
 // sizeEstimator gives the largest size every list, map and string a rule

@@ -14,8 +14,12 @@ import (
 	"github.com/microtrigger/microtrigger/schema"
 )
 
-// Event is the CEL variable `event`: the input being evaluated, by the
-// names rules use. On a timer, `event` is the run's entry event.
+// Event is the CEL variable `event`: the event being evaluated, by the
+// names rules use. It is defined only in what an event evaluates (a
+// trigger's when, exit conditions, aggregates; eventvar.go): the one other
+// place it is read is the when of a trigger that waits without a recheck,
+// checked again when the wait ends, where it is the run's entry event
+// (EventOfEntry).
 type Event struct {
 	ID         string         `json:"id"`
 	Name       string         `json:"name"` // track name, or page/screen/identify
@@ -35,9 +39,16 @@ func EventOf(ev *schema.Event) Event {
 	}
 }
 
-// EventOfEntry rebuilds the CEL view of a run's entry event.
+// EventOfEntry rebuilds the CEL view of a run's entry event: what the run
+// keeps of it, the type following from the name (the key of a page,
+// screen or identify call is its type), no url and no traits.
 func EventOfEntry(e *state.Entry) Event {
-	return Event{ID: e.ID, Name: e.Name, Type: schema.TypeTrack, Time: e.Time, Path: e.Path, Properties: e.Properties}
+	typ := schema.TypeTrack
+	switch e.Name {
+	case schema.TypePage, schema.TypeScreen, schema.TypeIdentify:
+		typ = e.Name
+	}
+	return Event{ID: e.ID, Name: e.Name, Type: typ, Time: e.Time, Path: e.Path, Properties: e.Properties}
 }
 
 const (

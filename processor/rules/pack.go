@@ -166,6 +166,9 @@ type Program struct {
 	Pos    Pos
 	prg    cel.Program
 	fast   *fast // what Go computes without CEL; nil: nothing
+	// events are the uses of the variable event, for the checks of where
+	// it is defined (eventvar.go); load time only.
+	events []eventUse
 }
 
 // index sorts the pack and builds its lookup tables.
