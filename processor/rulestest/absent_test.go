@@ -15,7 +15,10 @@ func TestAbsentProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := f.Run(context.Background(), rulestest.Options{})
+	results, err := f.Run(context.Background(), rulestest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(results) != 4 {
 		t.Fatalf("%d results, want 4", len(results))
 	}
