@@ -360,9 +360,6 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 		}
 		t.Recheck = c.runExpr(r, what+": recheck", cel.BoolType)
 	}
-	if r := f["restart"]; r != nil {
-		t.Restart, _ = r.Bool(e, what+": restart")
-	}
 	if x := f["exit_on"]; x != nil {
 		t.Exits = c.exits(x, what)
 	}
@@ -404,21 +401,17 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 	default:
 		e.Add(n.Pos, "%s: needs a template or steps", what)
 	}
+	if r := f["restart"]; r != nil {
+		t.Restart, _ = r.Bool(e, what+": restart")
+	}
 	if v := f["variants"]; v != nil {
-		t.Variants = c.variants(v, what)
+		t.Variants = c.variants(v, t, what)
 	}
 	// The first email must be able to land inside the intent's window.
-	if len(t.Steps) > 0 && t.Intent != "" {
-		if win := IntentWindow(t.Intent); win > 0 && t.Steps[0].Delay > win {
-			p := n.Pos
-			if s := f["steps"]; s != nil && len(s.Items) > 0 {
-				p = s.Items[0].Pos
-			}
-			e.Add(p, "%s: impossible intent: the first email is delayed %s, but %s intent must send within %s",
-				what, FormatDuration(t.Steps[0].Delay), t.Intent, FormatDuration(win))
-		}
+	if len(t.Steps) > 0 {
+		c.checkIntent(t, t.Steps[0].Delay, n, f["steps"], what)
 	}
-	if t.Recheck == nil && t.Wait > 0 {
+	if t.Recheck == nil && t.waits() {
 		c.refuseUnkept(t.When, what+": when")
 	}
 	if t.Restart && t.Wait == 0 {
@@ -499,16 +492,20 @@ func (c *compiler) step(n *yamlpos.Node, what string) Step {
 	return s
 }
 
-func (c *compiler) variants(n *yamlpos.Node, what string) []Variant {
+func variantFields() []string {
+	return []string{"name", "weight", "template", "data", "wait", "steps", "expire_after"}
+}
+
+// variants reads t's A/B arms; t's steps are known.
+func (c *compiler) variants(n *yamlpos.Node, t *Trigger, what string) []Variant {
 	if n.Kind != yamlpos.Seq || len(n.Items) < 2 {
 		c.e.Add(n.Pos, "%s: variants must list at least two variants", what)
 		return nil
 	}
 	var out []Variant
 	seen := map[string]bool{}
-	total := 0.0
 	for _, it := range n.Items {
-		f := it.Fields(c.e, what+": variant", "name", "weight", "template", "data")
+		f := it.Fields(c.e, what+": variant", variantFields()...)
 		if f == nil {
 			continue
 		}
@@ -522,23 +519,82 @@ func (c *compiler) variants(n *yamlpos.Node, what string) []Variant {
 			c.e.Add(f["name"].Pos, "%s: variant %q appears twice", what, v.Name)
 		}
 		seen[v.Name] = true
+		vw := what + ": variant " + v.Name
 		if w := f["weight"]; w != nil {
 			v.Weight, _ = w.Number(c.e, what+": variant weight")
 			if v.Weight <= 0 {
 				c.e.Add(w.Pos, "%s: variant weight must be positive", what)
 			}
 		}
-		total += v.Weight
 		if tn := f["template"]; tn != nil {
 			v.Template, _ = tn.Str(c.e, what+": variant template")
 			c.checkTemplate(tn, v.Template, what)
 		}
 		if d := f["data"]; d != nil {
-			v.Data = c.data(d, what+": variant "+v.Name+": data")
+			v.Data = c.data(d, vw+": data")
+		}
+		if w := f["wait"]; w != nil {
+			before := len(c.e.List)
+			d := duration(w, c.e, vw+": wait")
+			v.Wait = &d
+			if d == 0 && t.Restart && len(c.e.List) == before {
+				c.e.Add(w.Pos, "%s: wait 0s, but the trigger restarts its wait (restart: true): give this variant a wait", vw)
+			}
+		}
+		if x := f["expire_after"]; x != nil {
+			v.ExpireAfter = positiveDuration(x, c.e, vw+": expire_after")
+		}
+		if sn := f["steps"]; sn != nil {
+			if v.Delays = c.variantDelays(sn, t, vw); v.Delays != nil {
+				c.checkIntent(t, v.Delays[0], it, sn, vw)
+			}
 		}
 		out = append(out, v)
 	}
 	return out
+}
+
+// variantDelays reads a variant's steps: one entry per step of the
+// trigger, each giving that step's delay in this variant (an entry without
+// a delay keeps the step's).
+func (c *compiler) variantDelays(n *yamlpos.Node, t *Trigger, what string) []time.Duration {
+	if n.Kind != yamlpos.Seq {
+		c.e.Add(n.Pos, "%s: steps must be a list of {delay}, one per step of the trigger", what)
+		return nil
+	}
+	if len(n.Items) != len(t.Steps) {
+		c.e.Add(n.Pos, "%s: steps must give one entry per step of the trigger (%d), not %d", what, len(t.Steps), len(n.Items))
+		return nil
+	}
+	out := make([]time.Duration, len(t.Steps))
+	for i, it := range n.Items {
+		out[i] = t.Steps[i].Delay
+		sw := fmt.Sprintf("%s: step %d", what, i+1)
+		f := it.Fields(c.e, sw, "delay")
+		if f == nil {
+			continue
+		}
+		if d := f["delay"]; d != nil {
+			out[i] = duration(d, c.e, sw+": delay")
+		}
+	}
+	return out
+}
+
+// checkIntent refuses a first email, delayed first after the run starts
+// its steps, that cannot land inside the intent's window; steps is the
+// list that gave the delay (nil: none), for the position.
+func (c *compiler) checkIntent(t *Trigger, first time.Duration, n, steps *yamlpos.Node, what string) {
+	win := IntentWindow(t.Intent)
+	if win <= 0 || first <= win {
+		return
+	}
+	p := n.Pos
+	if steps != nil && steps.Kind == yamlpos.Seq && len(steps.Items) > 0 {
+		p = steps.Items[0].Pos
+	}
+	c.e.Add(p, "%s: impossible intent: the first email is delayed %s, but %s intent must send within %s",
+		what, FormatDuration(first), t.Intent, FormatDuration(win))
 }
 
 func (c *compiler) data(n *yamlpos.Node, what string) []DataField {
