@@ -40,7 +40,7 @@ type eventUse struct {
 func eventUses(a *celast.AST) []eventUse {
 	var out []eventUse
 	for _, e := range celast.MatchDescendants(celast.NavigateAST(a), celast.KindMatcher(celast.IdentKind)) {
-		if !isEvent(a, e) {
+		if !isEvent(a, e) || shadowed(e) {
 			continue
 		}
 		u := eventUse{id: e.ID(), use: "event"}
@@ -103,4 +103,21 @@ func (c *compiler) refuseUnkept(p *Program, what string) {
 		c.e.Add(u.pos, "%s: %s: without a recheck, when is checked again when the wait ends, where event is the run's entry event, which keeps only its id, name, type, time, path and properties; give the trigger a recheck",
 			what, u.use)
 	}
+}
+
+// shadowed reports whether the identifier event at e names a variable of
+// a comprehension around it ([1].exists(event, ...)), not the event.
+func shadowed(e celast.NavigableExpr) bool {
+	child := e
+	for p, ok := e.Parent(); ok; p, ok = p.Parent() {
+		if p.Kind() == celast.ComprehensionKind {
+			c := p.AsComprehension()
+			binds := c.IterVar() == "event" || c.IterVar2() == "event" || c.AccuVar() == "event"
+			if binds && child.ID() != c.IterRange().ID() {
+				return true
+			}
+		}
+		child = p
+	}
+	return false
 }
