@@ -62,29 +62,32 @@ func registerRules(app *kingpin.Application, e *env) {
 			}
 			res = append(res, re)
 		}
-		var all []rulestest.CaseResult
-		failed := 0
+		var all []rulestest.FileResult
 		zones := zoneinfo.New() // one for every file: each zone is loaded once
 		for _, path := range files {
+			fr := rulestest.FileResult{File: path}
 			f, err := rulestest.Load(path)
 			if err != nil {
-				fmt.Fprintln(e.stderr, err)
-				failed++
+				fr.LoadErr = &rulestest.LoadError{File: path, Err: err}
+			} else {
+				tmpl, err := templateSet(f.RuleDir, templates)
+				if err != nil {
+					return err
+				}
+				fr.Cases, fr.LoadErr = f.Run(ctx, rulestest.Options{Run: res, Templates: tmpl, Zones: zones})
+			}
+			all = append(all, fr)
+			var le *rulestest.LoadError
+			if errors.As(fr.LoadErr, &le) {
+				fmt.Fprint(e.stderr, le.Format())
 				continue
 			}
-			tmpl, err := templateSet(f.RuleDir, templates)
-			if err != nil {
-				return err
-			}
-			results := f.Run(ctx, rulestest.Options{Run: res, Templates: tmpl, Zones: zones})
-			all = append(all, results...)
-			for i := range results {
-				r := &results[i]
+			for i := range fr.Cases {
+				r := &fr.Cases[i]
 				if r.Passed() {
-					fmt.Fprintf(e.stdout, "  PASS %s: %s\n", path, r.Name)
+					fmt.Fprintf(e.stdout, "  PASS %s: %s\n", r.Pos, r.Name)
 					continue
 				}
-				failed++
 				fmt.Fprint(e.stdout, r.Format())
 			}
 		}
@@ -93,13 +96,43 @@ func registerRules(app *kingpin.Application, e *env) {
 				return fmt.Errorf("write --junit: %w", err)
 			}
 		}
-		if failed > 0 {
-			fmt.Fprintf(e.stdout, "FAILED: %d of %d tests\n", failed, len(all))
+		summary, ok := testSummary(all)
+		fmt.Fprintln(e.stdout, summary)
+		if !ok {
 			return failure{ExitFailures}
 		}
-		fmt.Fprintf(e.stdout, "SUCCESS: %d tests\n", len(all))
 		return nil
 	}))
+}
+
+// testSummary is the last line of rules test: the tests that ran and
+// failed, and the files that did not load, counted apart.
+func testSummary(files []rulestest.FileResult) (string, bool) {
+	tests, failed, unloaded := 0, 0, 0
+	for i := range files {
+		if files[i].LoadErr != nil {
+			unloaded++
+		}
+		for j := range files[i].Cases {
+			tests++
+			if !files[i].Cases[j].Passed() {
+				failed++
+			}
+		}
+	}
+	if failed == 0 && unloaded == 0 {
+		return fmt.Sprintf("SUCCESS: %d tests", tests), true
+	}
+	var parts []string
+	if unloaded > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d files did not load", unloaded, len(files)))
+	}
+	if failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d tests failed", failed, tests))
+	} else {
+		parts = append(parts, fmt.Sprintf("%d tests passed", tests))
+	}
+	return "FAILED: " + strings.Join(parts, "; "), false
 }
 
 // templateSet lists the template names available to a pack: the files of

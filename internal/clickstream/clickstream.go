@@ -1,7 +1,8 @@
 // Package clickstream generates synthetic tracker traffic from a seed: users
 // with traits, each following one of the behaviours of SCENARIOS.md (a
 // pricing revisit, an abandoned cart, a hesitant checkout, ...) amid ordinary
-// browsing. Benchmarks use it for their million-event streams and the
+// browsing (one browsing user in ten saves a product to the wishlist).
+// Benchmarks use it for their million-event streams and the
 // differential tests for streams that exercise every trigger. The same seed
 // gives the same stream, byte for byte; nothing here is used at run time.
 package clickstream
@@ -83,6 +84,11 @@ func (g *gen) emit(t time.Time, user string, m map[string]any) {
 	if _, ok := m["messageId"]; !ok {
 		m["messageId"] = fmt.Sprintf("%sg-%08d", g.prefix, g.seq)
 	}
+	g.emitAs(t, user, m)
+}
+
+// emitAs emits m with the messageId it holds, drawing no sequence number.
+func (g *gen) emitAs(t time.Time, user string, m map[string]any) {
 	m["userId"] = user
 	m["timestamp"] = t.UTC().Format("2006-01-02T15:04:05.000Z")
 	b, err := json.Marshal(m)
@@ -123,6 +129,15 @@ func (g *gen) user(c Config, i int, behaviours []string) {
 		traits["lifetime_value"] = 1000 + float64(g.r.IntN(5000))
 	}
 	g.emit(t.Add(-time.Minute), id, map[string]any{"type": "identify", "traits": traits})
+	if behaviour == "browse" && i%10 == 0 {
+		// One browsing user in ten saves a product to the wishlist and
+		// leaves it there (the timing A/B test of wishlist-reminder).
+		// Chosen by index, with a messageId of its own and no random draw,
+		// so that the rest of the stream is what it was without it.
+		m := track("Product Added to Wishlist", map[string]any{"product_id": "p2", "name": "Desk Lamp", "price": 45.0}, "/products/p2")
+		m["messageId"] = id + "-wishlist"
+		g.emitAs(t, id, m)
+	}
 	n := 1
 	at := func(d time.Duration) time.Time { n++; return t.Add(d) }
 	min := time.Minute

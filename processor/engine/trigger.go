@@ -64,7 +64,7 @@ func (s *step) wake(woken []*rules.Trigger, vars *rules.Vars) {
 			if t.Restart && ts.Run.Phase == state.PhaseWait && s.cond(t.When, vars) {
 				ts.Run.Entry = *entry
 				ts.Run.Started = s.now
-				ts.Run.Due = s.now.Add(t.Wait)
+				ts.Run.Due = s.now.Add(t.WaitFor(ts.Run.Variant))
 			}
 			continue
 		}
@@ -91,9 +91,10 @@ func (s *step) wake(woken []*rules.Trigger, vars *rules.Vars) {
 		run := &state.Run{Seq: ts.Runs, Started: s.now, Entry: *entry, Last: s.now}
 		run.Variant, _ = policy.Assign(s.u.Key, t.Name, 0, variantsOf(t))
 		ts.Run = run
-		if t.Wait > 0 {
+		// A variant may change the wait, the steps' delays and the expiry.
+		if w := t.WaitFor(run.Variant); w > 0 {
 			run.Phase = state.PhaseWait
-			run.Due = s.now.Add(t.Wait)
+			run.Due = s.now.Add(w)
 			continue
 		}
 		s.schedule(t, ts, 0)
@@ -124,7 +125,7 @@ func (s *step) schedule(t *rules.Trigger, ts *state.Trigger, i int) {
 		run.Step = i
 		run.Deferred = false
 		run.Last = s.now
-		run.Due = s.now.Add(t.Steps[i].Delay)
+		run.Due = s.now.Add(t.DelayFor(run.Variant, i))
 		if run.Due.After(s.now) {
 			return
 		}
@@ -240,7 +241,7 @@ func (s *step) reserved(t *rules.Trigger) []time.Time {
 		}
 		at := ts.Run.Due
 		if ts.Run.Phase == state.PhaseWait && len(o.Steps) > 0 {
-			at = at.Add(o.Steps[0].Delay)
+			at = at.Add(o.DelayFor(ts.Run.Variant, 0))
 		}
 		if at.Before(s.now) {
 			at = s.now
@@ -304,7 +305,7 @@ func (s *step) emit(t *rules.Trigger, ts *state.Trigger, i int, vars *rules.Vars
 	}
 	// A logical time like send_at, so live and replay agree on it. A
 	// loaded pack always gives a window; without one the sink derives it.
-	if w := t.Expiry(); w > 0 {
+	if w := t.ExpiryFor(run.Variant); w > 0 {
 		c.ExpiresAt = s.now.Add(w)
 	}
 	c.ID = schema.CommandID(c.UserID, c.Trigger, c.Step, c.Cause)

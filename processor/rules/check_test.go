@@ -78,6 +78,10 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("triggers:\n  - name: x\n    intent: high\n    on: [page]\n    when: |\n      event.path ==\n    template: t\n"))
 	f.Add([]byte("policy: {quiet_hours: {start: '25:00', end: x}}\n"))
+	// Numbers compared and mixed across int and double, and map reads
+	// guarded and not.
+	f.Add([]byte("triggers:\n  - name: n\n    intent: low\n    on: [page]\n    when: user.agg(\"x\") == 0 && user.views(\"/\") in [1.0, 2.0] && (user.cart.value + 1 > 2.0 ? 1 : 2.0) > 0\n    template: t\n"))
+	f.Add([]byte("triggers:\n  - name: m\n    intent: low\n    on: [page]\n    when: has(event.properties.a) && event.properties.a.b == 1 || !(\"k\" in user.traits) || user.traits.k\n    wait: 1h\n    data: {x: 'event.url + entry.properties[\"y\"]'}\n    template: t\n    variants: [{name: a}, {name: b, wait: 2h, steps: [{delay: 1m}], expire_after: 0s}]\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		_, err := rules.LoadSources([]string{"f.yaml"}, map[string][]byte{"f.yaml": src}, rules.Options{})
 		if err == nil {

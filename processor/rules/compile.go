@@ -358,10 +358,7 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 		if f["wait"] == nil {
 			e.Add(r.Pos, "%s: recheck needs a wait", what)
 		}
-		t.Recheck = c.expr(r, what+": recheck", cel.BoolType)
-	}
-	if r := f["restart"]; r != nil {
-		t.Restart, _ = r.Bool(e, what+": restart")
+		t.Recheck = c.runExpr(r, what+": recheck", cel.BoolType)
 	}
 	if x := f["exit_on"]; x != nil {
 		t.Exits = c.exits(x, what)
@@ -404,19 +401,18 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 	default:
 		e.Add(n.Pos, "%s: needs a template or steps", what)
 	}
+	if r := f["restart"]; r != nil {
+		t.Restart, _ = r.Bool(e, what+": restart")
+	}
 	if v := f["variants"]; v != nil {
-		t.Variants = c.variants(v, what)
+		t.Variants = c.variants(v, t, what)
 	}
 	// The first email must be able to land inside the intent's window.
-	if len(t.Steps) > 0 && t.Intent != "" {
-		if win := IntentWindow(t.Intent); win > 0 && t.Steps[0].Delay > win {
-			p := n.Pos
-			if s := f["steps"]; s != nil && len(s.Items) > 0 {
-				p = s.Items[0].Pos
-			}
-			e.Add(p, "%s: impossible intent: the first email is delayed %s, but %s intent must send within %s",
-				what, FormatDuration(t.Steps[0].Delay), t.Intent, FormatDuration(win))
-		}
+	if len(t.Steps) > 0 {
+		c.checkIntent(t, t.Steps[0].Delay, n, f["steps"], what)
+	}
+	if t.Recheck == nil && t.waits() {
+		c.refuseUnkept(t.When, what+": when")
 	}
 	if t.Restart && t.Wait == 0 {
 		e.Add(f["restart"].Pos, "%s: restart needs a wait to restart", what)
@@ -488,7 +484,7 @@ func (c *compiler) step(n *yamlpos.Node, what string) Step {
 		s.Delay = duration(d, c.e, what+": delay")
 	}
 	if w := f["when"]; w != nil {
-		s.When = c.expr(w, what+": when", cel.BoolType)
+		s.When = c.runExpr(w, what+": when", cel.BoolType)
 	}
 	if d := f["data"]; d != nil {
 		s.Data = c.data(d, what+": data")
@@ -496,16 +492,20 @@ func (c *compiler) step(n *yamlpos.Node, what string) Step {
 	return s
 }
 
-func (c *compiler) variants(n *yamlpos.Node, what string) []Variant {
+func variantFields() []string {
+	return []string{"name", "weight", "template", "data", "wait", "steps", "expire_after"}
+}
+
+// variants reads t's A/B arms; t's steps are known.
+func (c *compiler) variants(n *yamlpos.Node, t *Trigger, what string) []Variant {
 	if n.Kind != yamlpos.Seq || len(n.Items) < 2 {
 		c.e.Add(n.Pos, "%s: variants must list at least two variants", what)
 		return nil
 	}
 	var out []Variant
 	seen := map[string]bool{}
-	total := 0.0
 	for _, it := range n.Items {
-		f := it.Fields(c.e, what+": variant", "name", "weight", "template", "data")
+		f := it.Fields(c.e, what+": variant", variantFields()...)
 		if f == nil {
 			continue
 		}
@@ -519,23 +519,82 @@ func (c *compiler) variants(n *yamlpos.Node, what string) []Variant {
 			c.e.Add(f["name"].Pos, "%s: variant %q appears twice", what, v.Name)
 		}
 		seen[v.Name] = true
+		vw := what + ": variant " + v.Name
 		if w := f["weight"]; w != nil {
 			v.Weight, _ = w.Number(c.e, what+": variant weight")
 			if v.Weight <= 0 {
 				c.e.Add(w.Pos, "%s: variant weight must be positive", what)
 			}
 		}
-		total += v.Weight
 		if tn := f["template"]; tn != nil {
 			v.Template, _ = tn.Str(c.e, what+": variant template")
 			c.checkTemplate(tn, v.Template, what)
 		}
 		if d := f["data"]; d != nil {
-			v.Data = c.data(d, what+": variant "+v.Name+": data")
+			v.Data = c.data(d, vw+": data")
+		}
+		if w := f["wait"]; w != nil {
+			before := len(c.e.List)
+			d := duration(w, c.e, vw+": wait")
+			v.Wait = &d
+			if d == 0 && t.Restart && len(c.e.List) == before {
+				c.e.Add(w.Pos, "%s: wait 0s, but the trigger restarts its wait (restart: true): give this variant a wait", vw)
+			}
+		}
+		if x := f["expire_after"]; x != nil {
+			v.ExpireAfter = positiveDuration(x, c.e, vw+": expire_after")
+		}
+		if sn := f["steps"]; sn != nil {
+			if v.Delays = c.variantDelays(sn, t, vw); v.Delays != nil {
+				c.checkIntent(t, v.Delays[0], it, sn, vw)
+			}
 		}
 		out = append(out, v)
 	}
 	return out
+}
+
+// variantDelays reads a variant's steps: one entry per step of the
+// trigger, each giving that step's delay in this variant (an entry without
+// a delay keeps the step's).
+func (c *compiler) variantDelays(n *yamlpos.Node, t *Trigger, what string) []time.Duration {
+	if n.Kind != yamlpos.Seq {
+		c.e.Add(n.Pos, "%s: steps must be a list of {delay}, one per step of the trigger", what)
+		return nil
+	}
+	if len(n.Items) != len(t.Steps) {
+		c.e.Add(n.Pos, "%s: steps must give one entry per step of the trigger (%d), not %d", what, len(t.Steps), len(n.Items))
+		return nil
+	}
+	out := make([]time.Duration, len(t.Steps))
+	for i, it := range n.Items {
+		out[i] = t.Steps[i].Delay
+		sw := fmt.Sprintf("%s: step %d", what, i+1)
+		f := it.Fields(c.e, sw, "delay")
+		if f == nil {
+			continue
+		}
+		if d := f["delay"]; d != nil {
+			out[i] = duration(d, c.e, sw+": delay")
+		}
+	}
+	return out
+}
+
+// checkIntent refuses a first email, delayed first after the run starts
+// its steps, that cannot land inside the intent's window; steps is the
+// list that gave the delay (nil: none), for the position.
+func (c *compiler) checkIntent(t *Trigger, first time.Duration, n, steps *yamlpos.Node, what string) {
+	win := IntentWindow(t.Intent)
+	if win <= 0 || first <= win {
+		return
+	}
+	p := n.Pos
+	if steps != nil && steps.Kind == yamlpos.Seq && len(steps.Items) > 0 {
+		p = steps.Items[0].Pos
+	}
+	c.e.Add(p, "%s: impossible intent: the first email is delayed %s, but %s intent must send within %s",
+		what, FormatDuration(first), t.Intent, FormatDuration(win))
 }
 
 func (c *compiler) data(n *yamlpos.Node, what string) []DataField {
@@ -551,7 +610,7 @@ func (c *compiler) data(n *yamlpos.Node, what string) []DataField {
 			continue
 		}
 		seen[k.Value] = true
-		if p := c.expr(n.Vals[i], what+"."+k.Value, nil); p != nil {
+		if p := c.runExpr(n.Vals[i], what+"."+k.Value, nil); p != nil {
 			out = append(out, DataField{Name: k.Value, Expr: p})
 		}
 	}
@@ -569,9 +628,19 @@ func (c *compiler) checkTemplate(n *yamlpos.Node, name, what string) {
 	}
 }
 
-// expr compiles one CEL expression held by n; want is the required result
-// type (nil: any).
+// expr compiles one CEL expression held by n, of those an event evaluates
+// (event is defined); want is the required result type (nil: any).
 func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
+	return c.compileExpr(n, what, want, false)
+}
+
+// runExpr is expr for an expression a run evaluates (recheck, steps,
+// data), where event is not defined (eventvar.go).
+func (c *compiler) runExpr(n *yamlpos.Node, what string, want *cel.Type) *Program {
+	return c.compileExpr(n, what, want, true)
+}
+
+func (c *compiler) compileExpr(n *yamlpos.Node, what string, want *cel.Type, onRun bool) *Program {
 	src, ok := n.Str(c.e, what)
 	if !ok {
 		return nil
@@ -580,10 +649,10 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 		c.e.Add(n.Pos, "%s: empty expression", what)
 		return nil
 	}
-	ast, iss := c.env.Compile(src)
-	if iss != nil && iss.Err() != nil {
-		for _, ce := range iss.Errors() {
-			c.e.Add(n.ExprPos(ce.Location.Line(), ce.Location.Column()), "%s: %s", what, ce.Message)
+	ast, issues := compile(c.env, src)
+	if len(issues) > 0 {
+		for _, ci := range issues {
+			c.e.Add(n.ExprPos(ci.line, ci.col), "%s: %s", what, ci.msg)
 		}
 		return nil
 	}
@@ -597,6 +666,26 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 			c.e.Add(n.ExprPos(1, 0), "%s: must be %s, but the expression is %s", what, want, out)
 			return nil
 		}
+	}
+	at := func(id int64) Pos {
+		loc := ast.NativeRep().SourceInfo().GetStartLocation(id)
+		return n.ExprPos(loc.Line(), loc.Column())
+	}
+	var events []eventUse
+	for _, u := range eventUses(ast.NativeRep()) {
+		u.pos = at(u.id)
+		events = append(events, u)
+	}
+	// Both checks report at once, so one round of fixes clears them.
+	refused := onRun && c.refuseEvent(events, what)
+	if reads := absentReads(ast.NativeRep()); len(reads) > 0 {
+		for _, r := range reads {
+			c.e.Add(at(r.id), "%s: %s", what, r.msg)
+		}
+		refused = true
+	}
+	if refused {
+		return nil
 	}
 	est, err := c.env.EstimateCost(ast, sizeEstimator{state.DefaultLimits()})
 	if err != nil {
@@ -615,7 +704,7 @@ func (c *compiler) expr(n *yamlpos.Node, what string, want *cel.Type) *Program {
 		c.e.Add(n.ExprPos(1, 0), "%s: %v", what, err)
 		return nil
 	}
-	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg, fast: fastOf(ast.NativeRep())}
+	return &Program{Source: src, Pos: n.ExprPos(1, 0), prg: prg, fast: fastOf(ast.NativeRep()), events: events}
 }
 
 // sizeEstimator gives the largest size every list, map and string a rule

@@ -5,7 +5,9 @@
 // Load checks everything a pack can get wrong before it runs: YAML syntax,
 // unknown or duplicate fields, duplicate trigger names, bad durations,
 // impossible intents, unknown templates, and every CEL expression's syntax,
-// type and estimated cost. Each problem is an [Error] positioned at
+// type and estimated cost, and reads of map keys that nothing guards (a
+// missing key is a run-time error in CEL: see absent.go). Comparisons of an
+// int with a double are checked as comparisons of doubles (numbers.go). Each problem is an [Error] positioned at
 // file:line:col inside the YAML file, not merely inside the expression.
 //
 // The result is a [Pack]: compiled CEL programs, each with a worst-case cost

@@ -14,8 +14,12 @@ import (
 	"github.com/microtrigger/microtrigger/schema"
 )
 
-// Event is the CEL variable `event`: the input being evaluated, by the
-// names rules use. On a timer, `event` is the run's entry event.
+// Event is the CEL variable `event`: the event being evaluated, by the
+// names rules use. It is defined only in what an event evaluates (a
+// trigger's when, exit conditions, aggregates; eventvar.go): the one other
+// place it is read is the when of a trigger that waits without a recheck,
+// checked again when the wait ends, where it is the run's entry event
+// (EventOfEntry).
 type Event struct {
 	ID         string         `json:"id"`
 	Name       string         `json:"name"` // track name, or page/screen/identify
@@ -35,9 +39,16 @@ func EventOf(ev *schema.Event) Event {
 	}
 }
 
-// EventOfEntry rebuilds the CEL view of a run's entry event.
+// EventOfEntry rebuilds the CEL view of a run's entry event: what the run
+// keeps of it, the type following from the name (the key of a page,
+// screen or identify call is its type), no url and no traits.
 func EventOfEntry(e *state.Entry) Event {
-	return Event{ID: e.ID, Name: e.Name, Type: schema.TypeTrack, Time: e.Time, Path: e.Path, Properties: e.Properties}
+	typ := schema.TypeTrack
+	switch e.Name {
+	case schema.TypePage, schema.TypeScreen, schema.TypeIdentify:
+		typ = e.Name
+	}
+	return Event{ID: e.ID, Name: e.Name, Type: typ, Time: e.Time, Path: e.Path, Properties: e.Properties}
 }
 
 const (
@@ -88,6 +99,8 @@ func newEnv(aggs map[string]*Aggregate) (*cel.Env, error) {
 	event := cel.ObjectType(eventType)
 	userOf := func(v ref.Val) *state.User { return v.Value().(*state.User) }
 	eventOf := func(v ref.Val) *Event { return v.Value().(*Event) }
+	entry := cel.ObjectType(entryType)
+	entryOf := func(v ref.Val) *state.Entry { return v.Value().(*state.Entry) }
 	str := func(v ref.Val) string { return string(v.(types.String)) }
 	zero := types.Timestamp{Time: time.Unix(0, 0).UTC()}
 
@@ -99,7 +112,7 @@ func newEnv(aggs map[string]*Aggregate) (*cel.Env, error) {
 		),
 		cel.Variable("user", user),
 		cel.Variable("event", event),
-		cel.Variable("entry", cel.ObjectType(entryType)),
+		cel.Variable("entry", entry),
 		cel.Variable("now", cel.TimestampType),
 		cel.CrossTypeNumericComparisons(true),
 		cel.OptionalTypes(),
@@ -190,6 +203,16 @@ func newEnv(aggs map[string]*Aggregate) (*cel.Env, error) {
 				cel.BinaryBinding(func(e, k ref.Val) ref.Val {
 					return types.String(eventStr(eventOf(e), str(k)))
 				}))),
+		cel.Function("num",
+			cel.MemberOverload("entry_num_string", []*cel.Type{entry, cel.StringType}, cel.DoubleType,
+				cel.BinaryBinding(func(e, k ref.Val) ref.Val {
+					return types.Double(propNum(entryOf(e).Properties, str(k)))
+				}))),
+		cel.Function("str",
+			cel.MemberOverload("entry_str_string", []*cel.Type{entry, cel.StringType}, cel.StringType,
+				cel.BinaryBinding(func(e, k ref.Val) ref.Val {
+					return types.String(propStr(entryOf(e).Properties, str(k)))
+				}))),
 		cel.Function("trait",
 			cel.MemberOverload("user_trait_string", []*cel.Type{user, cel.StringType}, cel.DynType,
 				cel.BinaryBinding(func(u, k ref.Val) ref.Val {
@@ -203,8 +226,14 @@ func newEnv(aggs map[string]*Aggregate) (*cel.Env, error) {
 }
 
 // eventNum is event.num(k): a numeric property, else 0.
-func eventNum(ev *Event, k string) float64 {
-	switch v := ev.Properties[k].(type) {
+func eventNum(ev *Event, k string) float64 { return propNum(ev.Properties, k) }
+
+// eventStr is event.str(k): a string property, else "".
+func eventStr(ev *Event, k string) string { return propStr(ev.Properties, k) }
+
+// propNum is a numeric property (event.num, entry.num), else 0.
+func propNum(props map[string]any, k string) float64 {
+	switch v := props[k].(type) {
 	case float64:
 		return v
 	case int64:
@@ -213,9 +242,9 @@ func eventNum(ev *Event, k string) float64 {
 	return 0
 }
 
-// eventStr is event.str(k): a string property, else "".
-func eventStr(ev *Event, k string) string {
-	s, _ := ev.Properties[k].(string)
+// propStr is a string property (event.str, entry.str), else "".
+func propStr(props map[string]any, k string) string {
+	s, _ := props[k].(string)
 	return s
 }
 

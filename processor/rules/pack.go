@@ -101,6 +101,59 @@ func (t *Trigger) Expiry() time.Duration {
 	return IntentWindow(t.Intent)
 }
 
+// Variant returns the variant of that name, or nil ("", or a name the
+// pack no longer has).
+func (t *Trigger) Variant(name string) *Variant {
+	if name == "" {
+		return nil
+	}
+	for i := range t.Variants {
+		if t.Variants[i].Name == name {
+			return &t.Variants[i]
+		}
+	}
+	return nil
+}
+
+// waits reports whether a run of t, in any variant, waits before its
+// first step (and so checks again then).
+func (t *Trigger) waits() bool {
+	if t.Wait > 0 {
+		return true
+	}
+	for i := range t.Variants {
+		if w := t.Variants[i].Wait; w != nil && *w > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitFor is the wait of a run in the named variant: the variant's, or
+// the trigger's.
+func (t *Trigger) WaitFor(variant string) time.Duration {
+	if v := t.Variant(variant); v != nil && v.Wait != nil {
+		return *v.Wait
+	}
+	return t.Wait
+}
+
+// DelayFor is the delay of step i of a run in the named variant.
+func (t *Trigger) DelayFor(variant string, i int) time.Duration {
+	if v := t.Variant(variant); v != nil && i < len(v.Delays) {
+		return v.Delays[i]
+	}
+	return t.Steps[i].Delay
+}
+
+// ExpiryFor is Expiry for a run in the named variant.
+func (t *Trigger) ExpiryFor(variant string) time.Duration {
+	if v := t.Variant(variant); v != nil && v.ExpireAfter > 0 {
+		return v.ExpireAfter
+	}
+	return t.Expiry()
+}
+
 // Trigger is one compiled trigger.
 type Trigger struct {
 	Name        string
@@ -138,12 +191,20 @@ type exitRef struct {
 	exit    *Exit
 }
 
-// Variant is one arm of an A/B test; Template and Data override the step's.
+// Variant is one arm of an A/B test. Template and Data override the
+// steps'; Wait, Delays and ExpireAfter the trigger's timing, so that arms
+// may differ in when they send ("1 h vs 4 h after abandonment").
 type Variant struct {
 	Name     string
 	Weight   float64
 	Template string
 	Data     []DataField
+	// Wait replaces the trigger's wait when non-nil (0: none).
+	Wait *time.Duration
+	// Delays, when non-nil, has one delay per step of the trigger.
+	Delays []time.Duration
+	// ExpireAfter replaces the trigger's expiry when positive.
+	ExpireAfter time.Duration
 }
 
 // Step is one email of a sequence.
@@ -166,6 +227,9 @@ type Program struct {
 	Pos    Pos
 	prg    cel.Program
 	fast   *fast // what Go computes without CEL; nil: nothing
+	// events are the uses of the variable event, for the checks of where
+	// it is defined (eventvar.go); load time only.
+	events []eventUse
 }
 
 // index sorts the pack and builds its lookup tables.

@@ -5,6 +5,10 @@
 // (schema.DecodeEvent), the same event-time ordering, engine and store (on
 // an in-memory file system) as the live processor, with its own clock.
 //
-// `microtrigger rules test` formats its results; scenarios_test.go runs the
-// example pack's tests under `go test`.
+// A file that does not load, or whose rule pack does not load, is a
+// [LoadError] with every problem at its file:line:col, not a failed test;
+// a failed expectation names its test and checkpoint by file:line:col
+// ([CaseResult.Format]). `microtrigger rules test` formats the results and
+// counts the two apart; scenarios_test.go runs the example pack's tests
+// under `go test`.
 package rulestest

@@ -4,8 +4,10 @@ import (
 	"encoding/xml"
 )
 
-// JUnit renders results as JUnit XML, one testsuite per file.
-func JUnit(results []CaseResult) []byte {
+// JUnit renders results as JUnit XML, one testsuite per file. A file that
+// does not load is a testsuite with one errored testcase, "load", whose
+// text lists the problems.
+func JUnit(files []FileResult) []byte {
 	type failure struct {
 		Message string `xml:"message,attr"`
 		Text    string `xml:",chardata"`
@@ -14,11 +16,13 @@ func JUnit(results []CaseResult) []byte {
 		Name      string   `xml:"name,attr"`
 		Classname string   `xml:"classname,attr"`
 		Failure   *failure `xml:"failure,omitempty"`
+		Error     *failure `xml:"error,omitempty"`
 	}
 	type testsuite struct {
 		Name     string     `xml:"name,attr"`
 		Tests    int        `xml:"tests,attr"`
 		Failures int        `xml:"failures,attr"`
+		Errors   int        `xml:"errors,attr"`
 		Cases    []testcase `xml:"testcase"`
 	}
 	type testsuites struct {
@@ -26,23 +30,28 @@ func JUnit(results []CaseResult) []byte {
 		Suites  []testsuite `xml:"testsuite"`
 	}
 	var out testsuites
-	index := map[string]int{}
-	for i := range results {
-		r := &results[i]
-		si, ok := index[r.File]
-		if !ok {
-			si = len(out.Suites)
-			index[r.File] = si
-			out.Suites = append(out.Suites, testsuite{Name: r.File})
+	for i := range files {
+		f := &files[i]
+		s := testsuite{Name: f.File}
+		if f.LoadErr != nil {
+			text := f.LoadErr.Error()
+			if le, ok := f.LoadErr.(*LoadError); ok {
+				text = le.Format()
+			}
+			s.Tests, s.Errors = 1, 1
+			s.Cases = append(s.Cases, testcase{Name: "load", Classname: f.File, Error: &failure{Message: "does not load", Text: text}})
 		}
-		s := &out.Suites[si]
-		tc := testcase{Name: r.Name, Classname: r.File}
-		if !r.Passed() {
-			tc.Failure = &failure{Message: "expectations not met", Text: r.Format()}
-			s.Failures++
+		for j := range f.Cases {
+			r := &f.Cases[j]
+			tc := testcase{Name: r.Name, Classname: f.File}
+			if !r.Passed() {
+				tc.Failure = &failure{Message: "expectations not met", Text: r.Format()}
+				s.Failures++
+			}
+			s.Tests++
+			s.Cases = append(s.Cases, tc)
 		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
+		out.Suites = append(out.Suites, s)
 	}
 	b, _ := xml.MarshalIndent(out, "", "  ")
 	return append([]byte(xml.Header), append(b, '\n')...)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	goyaml "github.com/goccy/go-yaml"
 
+	"github.com/microtrigger/microtrigger/internal/yamlpos"
 	"github.com/microtrigger/microtrigger/processor/engine"
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/processor/store"
@@ -38,17 +41,46 @@ type Options struct {
 type CaseResult struct {
 	File     string
 	Name     string
+	Pos      yamlpos.Pos // of the test in its file
 	Failures []Failure
-	// Err is set when the test could not run at all (a pack that does not
-	// load, an override of an unknown trigger).
+	// Err is set when the test could not run to its end (an override of an
+	// unknown trigger, a rule whose evaluation failed).
 	Err error
 }
+
+// FileResult is the outcome of one test file.
+type FileResult struct {
+	File string
+	// LoadErr is set when the file, or the rule pack it names, does not
+	// load: no test of it ran. It is a *LoadError.
+	LoadErr error
+	Cases   []CaseResult
+}
+
+// LoadError is a test file, or the rule pack it names, that does not load.
+type LoadError struct {
+	File string // the test file
+	// RuleDir is the pack's directory when it is the pack that does not
+	// load; "" when it is the file.
+	RuleDir string
+	Err     error // a yamlpos.ErrorList when the problems have positions
+}
+
+func (e *LoadError) Error() string {
+	if e.RuleDir != "" {
+		return fmt.Sprintf("%s: rule pack %s does not load:\n%v", e.File, e.RuleDir, e.Err)
+	}
+	return fmt.Sprintf("%s does not load:\n%v", e.File, e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // Passed reports whether the test passed.
 func (r *CaseResult) Passed() bool { return r.Err == nil && len(r.Failures) == 0 }
 
 // Failure is one checkpoint whose expectations were not met.
 type Failure struct {
+	Pos      yamlpos.Pos // of the checkpoint (its eval_time entry)
 	EvalTime string
 	What     string // "commands" or "suppressions"
 	Exp, Got []map[string]any
@@ -56,9 +88,15 @@ type Failure struct {
 	Diff string
 }
 
-// Run runs the file's tests.
-func (f *File) Run(ctx context.Context, opts Options) []CaseResult {
+// Run runs the file's tests. When the rule pack does not load, no test
+// runs and the error is a *LoadError whose list of problems is positioned
+// in the pack's files (paths joined to RuleDir, so that they open from the
+// working directory).
+func (f *File) Run(ctx context.Context, opts Options) ([]CaseResult, error) {
 	pack, err := rules.Load(os.DirFS(f.RuleDir), rules.Options{Templates: opts.Templates})
+	if err != nil {
+		return nil, &LoadError{File: f.Path, RuleDir: f.RuleDir, Err: inDir(f.RuleDir, err)}
+	}
 	if opts.Zones == nil {
 		opts.Zones = zoneinfo.New()
 	}
@@ -67,17 +105,33 @@ func (f *File) Run(ctx context.Context, opts Options) []CaseResult {
 		if !selected(c.Name, opts.Run) {
 			continue
 		}
-		r := CaseResult{File: f.Path, Name: c.Name}
-		if err != nil {
-			r.Err = fmt.Errorf("load rules %s: %w", f.RuleDir, err)
-		} else if ctx.Err() != nil {
+		r := CaseResult{File: f.Path, Name: c.Name, Pos: c.Pos}
+		if ctx.Err() != nil {
 			r.Err = ctx.Err()
 		} else {
 			r.Failures, r.Err = f.runCase(pack, c, opts.Zones)
 		}
 		results = append(results, r)
 	}
-	return results
+	return results, nil
+}
+
+// inDir rewrites the positions of a rule pack's errors, relative to its
+// directory, to paths under dir.
+func inDir(dir string, err error) error {
+	var list rules.ErrorList
+	if !errors.As(err, &list) {
+		return err
+	}
+	out := make(rules.ErrorList, len(list))
+	for i, e := range list {
+		c := *e
+		if c.Pos.File != "" {
+			c.Pos.File = filepath.Join(dir, c.Pos.File)
+		}
+		out[i] = &c
+	}
+	return out
 }
 
 func selected(name string, res []*regexp.Regexp) bool {
@@ -170,7 +224,14 @@ func (f *File) runCase(pack *rules.Pack, c *Case, zones *zoneinfo.DB) ([]Failure
 			return nil, err
 		}
 		if len(out.Errors) > 0 {
-			return nil, fmt.Errorf("rule evaluation failed: %w", out.Errors[0])
+			err := out.Errors[0]
+			var ee *rules.EvalError
+			if errors.As(err, &ee) {
+				c := *ee
+				c.Pos.File = filepath.Join(f.RuleDir, c.Pos.File)
+				err = &c
+			}
+			return failures, fmt.Errorf("rule evaluation failed by eval_time %s (%s): %w", cp.Label, cp.Pos, err)
 		}
 		cmds = append(cmds, out.Commands...)
 		sups = append(sups, out.Suppressions...)
@@ -266,7 +327,7 @@ func compare(start time.Time, cp *Checkpoint, what string, exp []Expect, got []m
 	if ok {
 		return nil
 	}
-	fl := &Failure{EvalTime: cp.Label, What: what, Got: got}
+	fl := &Failure{Pos: cp.Pos, EvalTime: cp.Label, What: what, Got: got}
 	for _, x := range exp {
 		fl.Exp = append(fl.Exp, normalizeExpect(start, x.Fields))
 	}
@@ -378,19 +439,44 @@ func subset(want, have any) bool {
 	}
 }
 
-// Format writes a failing result the way promtool does: the test, the
-// eval time, then what was expected and what came out.
+// Format writes a failing result the way promtool does: the test, with
+// its file and line, the eval time, then what was expected and what came
+// out.
 func (r *CaseResult) Format() string {
 	var b strings.Builder
-	if r.Err != nil {
-		fmt.Fprintf(&b, "  FAILED %s: %s\n    %v\n", r.File, r.Name, r.Err)
-		return b.String()
+	where := r.File
+	if r.Pos.Line > 0 {
+		where = r.Pos.String()
 	}
+	fmt.Fprintf(&b, "  FAILED %s: %s\n", where, r.Name)
 	for _, fl := range r.Failures {
-		fmt.Fprintf(&b, "  FAILED %s: %s\n    %s at eval_time %s:\n", r.File, r.Name, fl.What, fl.EvalTime)
+		fmt.Fprintf(&b, "    %s at eval_time %s (%s):\n", fl.What, fl.EvalTime, fl.Pos)
 		fmt.Fprintf(&b, "      exp:\n%s", indent(toYAML(fl.Exp), "        "))
 		fmt.Fprintf(&b, "      got:\n%s", indent(toYAML(fl.Got), "        "))
 	}
+	if r.Err != nil {
+		fmt.Fprintf(&b, "    %v\n", r.Err)
+	}
+	return b.String()
+}
+
+// Format writes a file that did not load: what did not load, then every
+// problem as file:line:col: message.
+func (e *LoadError) Format() string {
+	var b strings.Builder
+	if e.RuleDir != "" {
+		fmt.Fprintf(&b, "  LOAD FAILED %s: its rule pack %s does not load:\n", e.File, e.RuleDir)
+	} else {
+		fmt.Fprintf(&b, "  LOAD FAILED %s:\n", e.File)
+	}
+	var list yamlpos.ErrorList
+	if errors.As(e.Err, &list) {
+		for _, le := range list {
+			fmt.Fprintf(&b, "    %s\n", le.Error())
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "    %v\n", e.Err)
 	return b.String()
 }
 

@@ -23,7 +23,11 @@ func TestScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, r := range f.Run(context.Background(), rulestest.Options{Zones: zones}) {
+			results, err := f.Run(context.Background(), rulestest.Options{Zones: zones})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
 				t.Run(r.Name, func(t *testing.T) {
 					if !r.Passed() {
 						t.Error("\n" + r.Format())

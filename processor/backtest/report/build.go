@@ -124,12 +124,14 @@ func buildRun(o *Outcome, conv *Conversions, end time.Time) *built {
 		if a := accs[name]; a != nil {
 			return a
 		}
-		t := &Trigger{Name: name}
+		t := &Trigger{Name: name, Timing: Timing{Delays: []string{}}}
 		steps := 0
 		var variants []string
-		if rt := o.Pack.Trigger(name); rt != nil {
+		rt := o.Pack.Trigger(name)
+		if rt != nil {
 			t.Intent, t.Priority, t.HoldoutShare = rt.Intent, rt.Priority, round6(rt.Holdout)
 			steps = len(rt.Steps)
+			t.Timing = timingOf(rt, "")
 			for _, v := range rt.Variants {
 				variants = append(variants, v.Name)
 			}
@@ -140,6 +142,7 @@ func buildRun(o *Outcome, conv *Conversions, end time.Time) *built {
 		t.Variants = make([]Variant, len(variants))
 		for i, v := range variants {
 			t.Variants[i].Name = v
+			t.Variants[i].Timing = timingOf(rt, v)
 			ca := newCounts(&t.Variants[i].Counts, steps)
 			a.variants[v] = &ca
 		}
@@ -236,6 +239,20 @@ func buildRun(o *Outcome, conv *Conversions, end time.Time) *built {
 	b.run.SendsPerDay = sendsPerDay(days)
 	b.run.TimeToConversion = histogram(ttc, conv.Window)
 	return b
+}
+
+// timingOf is when a run of t in the named variant sends, as the engine
+// times it (rules.Trigger.WaitFor, DelayFor, ExpiryFor).
+func timingOf(t *rules.Trigger, variant string) Timing {
+	tm := Timing{
+		Wait:        rules.FormatDuration(t.WaitFor(variant)),
+		Delays:      make([]string, len(t.Steps)),
+		ExpireAfter: rules.FormatDuration(t.ExpiryFor(variant)),
+	}
+	for i := range t.Steps {
+		tm.Delays[i] = rules.FormatDuration(t.DelayFor(variant, i))
+	}
+	return tm
 }
 
 // countsFor returns the accumulators a record of this variant adds to.

@@ -1,5 +1,7 @@
 package report
 
+import "strings"
+
 // Report is the content of report.json: aggregates only, never a user id,
 // an email address or any other value taken from an event.
 type Report struct {
@@ -124,6 +126,8 @@ type Trigger struct {
 	Steps    int    `json:"steps"`
 	// HoldoutShare is the trigger's configured holdout share.
 	HoldoutShare float64 `json:"holdout_share"`
+	// Timing is when the trigger's runs send; a variant may change it.
+	Timing Timing `json:"timing"`
 	Counts
 	// Funnel counts distinct users at each stage.
 	Funnel Funnel `json:"funnel"`
@@ -135,7 +139,39 @@ type Trigger struct {
 // Variant is one A/B arm of a trigger.
 type Variant struct {
 	Name string `json:"name"`
+	// Timing is when the arm's runs send: the trigger's, or what the arm
+	// sets (its wait, its steps' delays, its expire_after).
+	Timing Timing `json:"timing"`
 	Counts
+}
+
+// Timing is when a trigger's runs send: the wait before the first step,
+// each step's delay after the one before, and how long after its send
+// time an email stays worth sending. Durations as rules write them.
+type Timing struct {
+	Wait        string   `json:"wait"`
+	Delays      []string `json:"delays"`
+	ExpireAfter string   `json:"expire_after"`
+}
+
+// TimingNote says how the arm's timing differs from the trigger's, as
+// " (wait 4h, delays 0s 2d)", or "" when it does not: the label the
+// summary and the page give the arm.
+func (v Variant) TimingNote(of Timing) string {
+	var parts []string
+	if v.Timing.Wait != of.Wait {
+		parts = append(parts, "wait "+v.Timing.Wait)
+	}
+	if strings.Join(v.Timing.Delays, " ") != strings.Join(of.Delays, " ") {
+		parts = append(parts, "delays "+strings.Join(v.Timing.Delays, " "))
+	}
+	if v.Timing.ExpireAfter != of.ExpireAfter {
+		parts = append(parts, "expire_after "+v.Timing.ExpireAfter)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // Counts are the figures reported for a trigger and for each variant.

@@ -128,7 +128,8 @@ func writeRunTable(w io.Writer, run *Run) {
 		t := &run.Triggers[i]
 		row(tw, t.Name, &t.Counts)
 		for j := range t.Variants {
-			row(tw, "  variant "+t.Variants[j].Name, &t.Variants[j].Counts)
+			v := &t.Variants[j]
+			row(tw, "  variant "+v.Name+v.TimingNote(t.Timing), &v.Counts)
 		}
 	}
 	tot := &run.Totals
