@@ -53,12 +53,21 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Per-user state entries evicted to stay within bounds, by kind."))
 	x.txns, _ = m.Int64Counter("microtrigger_processor_transactions_total",
 		metric.WithDescription("Batches ended, by result: committed, aborted."))
+	// Bucket boundaries are chosen for each quantity, in seconds:
+	// OpenTelemetry's default ones (5 to 10000) are meant for milliseconds
+	// and would put every batch in the first bucket. A batch takes from a
+	// fraction of a millisecond (a few records) to seconds (a full poll
+	// with a snapshot).
 	x.batchSeconds, _ = m.Float64Histogram("microtrigger_processor_batch_duration_seconds",
-		metric.WithDescription("Time to process and commit one batch."), metric.WithUnit("s"))
+		metric.WithDescription("Time to process and commit one batch."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	x.restored, _ = m.Int64Counter("microtrigger_processor_restore_records_total",
 		metric.WithDescription("Changelog records applied while restoring partitions."))
+	// A restore takes from a tenth of a second (a current store) to
+	// minutes (a partition rebuilt from the start of its changelog).
 	x.restoreSecs, _ = m.Float64Histogram("microtrigger_processor_restore_duration_seconds",
-		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"))
+		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 	x.assigned, _ = m.Int64UpDownCounter("microtrigger_processor_assigned_partitions",
 		metric.WithDescription("Partitions currently owned by this instance."))
 	x.watermark, _ = m.Float64ObservableGauge("microtrigger_processor_watermark_seconds",
