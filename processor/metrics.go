@@ -16,6 +16,7 @@ import (
 // outcomes, trigger names from the pack, reasons): never a user.
 type metrics struct {
 	events       metric.Int64Counter
+	late         metric.Int64Counter
 	commands     metric.Int64Counter
 	suppressions metric.Int64Counter
 	timers       metric.Int64Counter
@@ -38,7 +39,13 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	m := mp.Meter("github.com/microtrigger/microtrigger/processor")
 	var x metrics
 	x.events, _ = m.Int64Counter("microtrigger_processor_events_total",
-		metric.WithDescription("Events read, by outcome: applied, late, duplicate, dead_letter, misrouted, erased_dropped."))
+		metric.WithDescription("Events read, each counted under exactly one outcome, so that their sum is the records read: "+
+			"applied, duplicate, erased (a delete applied), erased_dropped (an event of an erased user), "+
+			"dead_letter (with its reason), misrouted (moved to its user's partition, where it is read and counted again). "+
+			"An event waiting to be ordered is counted when it is applied."))
+	x.late, _ = m.Int64Counter("microtrigger_processor_late_events_total",
+		metric.WithDescription("Events older than their partition's watermark, applied at once rather than in order; "+
+			"each is also counted in microtrigger_processor_events_total under its outcome."))
 	x.commands, _ = m.Int64Counter("microtrigger_processor_commands_total",
 		metric.WithDescription("Send-commands emitted, by trigger."))
 	x.suppressions, _ = m.Int64Counter("microtrigger_processor_suppressions_total",
@@ -109,12 +116,14 @@ func outcome(o string) metric.AddOption {
 
 func (m *metrics) record(ctx context.Context, out *task.Output) {
 	st := &out.Stats
+	// Each event under one outcome (task.Stats): the late ones are among
+	// them, and counted apart.
 	applied := st.Events - st.Duplicates - st.Erased
 	if applied > 0 {
 		m.events.Add(ctx, int64(applied), outcome("applied"))
 	}
 	if st.Late > 0 {
-		m.events.Add(ctx, int64(st.Late), outcome("late"))
+		m.late.Add(ctx, int64(st.Late))
 	}
 	if st.Duplicates > 0 {
 		m.events.Add(ctx, int64(st.Duplicates), outcome("duplicate"))
