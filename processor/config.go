@@ -138,6 +138,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Meter provides the metrics. Default no-op.
 	Meter metric.MeterProvider
+	// Hooks are franz-go hooks of the group client alone, the one that
+	// consumes the events and produces the outputs (not of the clients
+	// that read changelogs while restoring): the Kafka client metrics of
+	// franz-go's kprom plugin, which registers one client's metrics.
+	Hooks []kgo.Hook
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -28,8 +29,15 @@ type metrics struct {
 	restored     metric.Int64Counter
 	restoreSecs  metric.Float64Histogram
 	assigned     metric.Int64UpDownCounter
+	txnSeconds   metric.Float64Histogram
 	// Per partition, observed from Progress at collection time.
 	watermark, lag, caughtUp metric.Float64ObservableGauge
+	consumerLag              metric.Int64ObservableGauge
+	// Per partition store and for the shared block cache, observed from
+	// Pebble at collection time.
+	compactions, cacheHits, cacheMisses metric.Int64ObservableCounter
+	readAmp, compactionDebt, diskBytes  metric.Int64ObservableGauge
+	cacheBytes                          metric.Int64ObservableGauge
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -75,6 +83,12 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	x.restoreSecs, _ = m.Float64Histogram("microtrigger_processor_restore_duration_seconds",
 		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+	// Ending a transaction flushes its records and commits (EndTxn):
+	// milliseconds on a healthy cluster, seconds when a broker is slow.
+	x.txnSeconds, _ = m.Float64Histogram("microtrigger_processor_transaction_duration_seconds",
+		metric.WithDescription("Time to end one batch's transaction, by outcome (committed, aborted): flushing its records and committing them with the input offsets (at-least-once: flushing, then committing offsets)."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	x.assigned, _ = m.Int64UpDownCounter("microtrigger_processor_assigned_partitions",
 		metric.WithDescription("Partitions currently owned by this instance."))
 	x.watermark, _ = m.Float64ObservableGauge("microtrigger_processor_watermark_seconds",
@@ -83,7 +97,49 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Wall clock minus the watermark, per owned partition: how far behind event time processing is."), metric.WithUnit("s"))
 	x.caughtUp, _ = m.Float64ObservableGauge("microtrigger_processor_caught_up",
 		metric.WithDescription("1 when the partition has read all there is and its watermark follows the wall clock, 0 while it catches up."))
+	x.consumerLag, _ = m.Int64ObservableGauge("microtrigger_processor_consumer_lag_records",
+		metric.WithDescription("Records of each owned partition not yet processed: its high watermark, as the last fetch with records reported it, minus the next offset to process."),
+		metric.WithUnit("{record}"))
+	x.compactions, _ = m.Int64ObservableCounter("microtrigger_store_compactions_total",
+		metric.WithDescription("Pebble compactions of each owned partition's store since it was opened."))
+	x.compactionDebt, _ = m.Int64ObservableGauge("microtrigger_store_compaction_debt_bytes",
+		metric.WithDescription("Bytes Pebble estimates it must compact in each owned partition's store to reach a stable shape."), metric.WithUnit("By"))
+	x.readAmp, _ = m.Int64ObservableGauge("microtrigger_store_read_amplification",
+		metric.WithDescription("Read amplification of each owned partition's store: L0 sublevels plus non-empty levels, the places a read may look."))
+	x.diskBytes, _ = m.Int64ObservableGauge("microtrigger_store_disk_usage_bytes",
+		metric.WithDescription("Space the files of each owned partition's store take."), metric.WithUnit("By"))
+	x.cacheHits, _ = m.Int64ObservableCounter("microtrigger_store_block_cache_hits_total",
+		metric.WithDescription("Lookups found in Pebble's block cache, shared by the partitions' stores; with misses, the hit rate."))
+	x.cacheMisses, _ = m.Int64ObservableCounter("microtrigger_store_block_cache_misses_total",
+		metric.WithDescription("Lookups not found in Pebble's block cache, which read the block from disk."))
+	x.cacheBytes, _ = m.Int64ObservableGauge("microtrigger_store_block_cache_size_bytes",
+		metric.WithDescription("Bytes of blocks held by Pebble's block cache."), metric.WithUnit("By"))
 	return &x
+}
+
+// observeStores reports the stores' and the block cache's metrics at each
+// collection.
+func (m *metrics) observeStores(mp metric.MeterProvider, stores func() (map[int32]store.Metrics, store.CacheMetrics)) {
+	if mp == nil {
+		return
+	}
+	_, _ = mp.Meter("github.com/microtrigger/microtrigger/processor").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		ms, cm := stores()
+		if len(ms) == 0 {
+			return nil // no store open: the cache serves none
+		}
+		for id, sm := range ms {
+			at := metric.WithAttributes(attribute.Int("partition", int(id)))
+			o.ObserveInt64(m.compactions, sm.Compactions, at)
+			o.ObserveInt64(m.compactionDebt, int64(sm.CompactionDebt), at)
+			o.ObserveInt64(m.readAmp, int64(sm.ReadAmp), at)
+			o.ObserveInt64(m.diskBytes, int64(sm.DiskBytes), at)
+		}
+		o.ObserveInt64(m.cacheHits, cm.Hits)
+		o.ObserveInt64(m.cacheMisses, cm.Misses)
+		o.ObserveInt64(m.cacheBytes, cm.Bytes)
+		return nil
+	}, m.compactions, m.compactionDebt, m.readAmp, m.diskBytes, m.cacheHits, m.cacheMisses, m.cacheBytes)
 }
 
 // observe reports the per-partition gauges from progress, at each
@@ -105,12 +161,15 @@ func (m *metrics) observe(mp metric.MeterProvider, progress func() map[int32]Pro
 				up = 1
 			}
 			o.ObserveFloat64(m.caughtUp, up, at)
+			if pr.HighWatermark >= 0 {
+				o.ObserveInt64(m.consumerLag, max(pr.HighWatermark-pr.Committed, 0), at)
+			}
 		}
 		return nil
-	}, m.watermark, m.lag, m.caughtUp)
+	}, m.watermark, m.lag, m.caughtUp, m.consumerLag)
 }
 
-func outcome(o string) metric.AddOption {
+func outcome(o string) metric.MeasurementOption {
 	return metric.WithAttributes(attribute.String("outcome", o))
 }
 

@@ -2,8 +2,10 @@ package processor
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/microtrigger/microtrigger/internal/telemetry"
 	"github.com/microtrigger/microtrigger/internal/telemetry/telemetrytest"
@@ -47,5 +49,31 @@ func TestHistogramBuckets(t *testing.T) {
 				t.Errorf("%s: le=%g holds %d, want %d", c.name, b, counts[i], want)
 			}
 		}
+	}
+}
+
+// TestConsumerLag: the lag of a partition is its high watermark minus the
+// next offset to process, never negative, and absent while the high
+// watermark is unknown.
+func TestConsumerLag(t *testing.T) {
+	tel, err := telemetry.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics(tel.MeterProvider())
+	m.observe(tel.MeterProvider(), func() map[int32]Progress {
+		return map[int32]Progress{
+			0: {Committed: 40, HighWatermark: 100},
+			1: {Committed: 7, HighWatermark: 7},
+			2: {Committed: 12, HighWatermark: 10}, // a fetch older than the commit
+			3: {Committed: 5, HighWatermark: -1},
+		}
+	}, time.Now)
+	got := map[string]float64{}
+	for _, s := range telemetrytest.Gather(t, tel.Registry)["microtrigger_processor_consumer_lag_records"].GetMetric() {
+		got[s.GetLabel()[0].GetValue()] = s.GetGauge().GetValue()
+	}
+	if want := map[string]float64{"0": 60, "1": 0, "2": 0}; !maps.Equal(got, want) {
+		t.Errorf("consumer lag by partition %v, want %v", got, want)
 	}
 }

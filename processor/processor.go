@@ -37,13 +37,14 @@ type Processor struct {
 	changed  chan struct{} // closed and replaced when progress changes
 
 	parts    map[int32]*partition // owned by the Run goroutine
+	stores   map[int32]*store.DB  // the parts' stores, for metrics; guarded by mu
 	nparts   int                  // partitions of the events topic
 	ready    atomic.Bool          // every assigned partition is open and restored
 	watch    *groupwatch.Watch
 	produced []*kgo.Record // scratch
 	// heldSince is when output began to wait for input to commit with.
 	heldSince time.Time
-	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores
+	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores; set under mu
 }
 
 // Progress is what one partition has durably done.
@@ -58,6 +59,11 @@ type Progress struct {
 	// CaughtUp: the partition has committed everything the broker had for
 	// it when last asked, so its watermark follows the wall clock.
 	CaughtUp bool
+	// HighWatermark is the partition's high watermark as the last fetch
+	// that returned its records reported it (at assignment, its end
+	// offset); -1 while unknown. HighWatermark − Committed is the
+	// consumer lag.
+	HighWatermark int64
 }
 
 // New validates cfg and returns a processor; Run starts it.
@@ -77,6 +83,7 @@ func New(cfg Config) (*Processor, error) {
 		watch:    groupwatch.New(groupwatch.Config{Logger: cfg.Logger, Unreachable: cfg.UnreachableAfter}),
 	}
 	p.m.observe(cfg.Meter, p.Progress, cfg.Clock.Now)
+	p.m.observeStores(cfg.Meter, p.storeMetrics)
 	return p, nil
 }
 
@@ -220,6 +227,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
+	if len(c.Hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(c.Hooks...))
+	}
 	opts = append(append(opts, c.Kafka...),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Events),
@@ -250,17 +260,20 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		s = gs
 	}
+	p.mu.Lock() // storeMetrics reads it
 	p.cache = store.NewCache(c.CacheBytes)
+	p.mu.Unlock()
 	defer func() {
 		s.Close()
 		for id, part := range p.parts {
 			part.close()
 			delete(p.parts, id)
 		}
-		p.cache.Unref()
 		p.mu.Lock()
 		p.progress = map[int32]Progress{} // nothing is owned any more
+		p.stores = nil
 		p.mu.Unlock()
+		p.cache.Unref()
 	}()
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -523,6 +536,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		}
 		if o, ok := ends.Lookup(p.cfg.Topics.Events, id); ok && o.Err == nil {
 			part.end = o.Offset
+			part.hwm = o.Offset
 		}
 		p.parts[id] = part
 		p.m.assigned.Add(ctx, 1)
@@ -595,6 +609,9 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			part.end = ftp.LastStableOffset
 			if part.end < 0 { // a broker without transactions
 				part.end = ftp.HighWatermark
+			}
+			if ftp.HighWatermark >= 0 {
+				part.hwm = ftp.HighWatermark
 			}
 		}
 		if len(ftp.Records) > 0 {
@@ -768,6 +785,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	}
 	endStart := time.Now()
 	committed, err := s.End(ctx, kgo.TryCommit)
+	endSecs := time.Since(endStart).Seconds()
 	if err != nil {
 		// Records still buffered (a dead connection, a cancelled context)
 		// would never call their promises: fail them, so that none goes
@@ -785,7 +803,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	case <-ctx.Done():
 		return ctx.Err() // shutting down: the batch is abandoned, not applied
 	}
-	p.cfg.Logger.Debug("transaction ended", "seconds", time.Since(endStart).Seconds(), "batch_seconds", time.Since(start).Seconds())
+	p.cfg.Logger.Debug("transaction ended", "seconds", endSecs, "batch_seconds", time.Since(start).Seconds())
 	if err == nil && perr != nil {
 		err = perr
 	}
@@ -794,12 +812,14 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			err = errAborted
 		}
 		p.m.txns.Add(ctx, 1, outcome("aborted"))
+		p.m.txnSeconds.Record(ctx, endSecs, outcome("aborted"))
 		if isFenced(err) {
 			return errFenced
 		}
 		return p.reset(ctx, err)
 	}
 	p.m.txns.Add(ctx, 1, outcome("committed"))
+	p.m.txnSeconds.Record(ctx, endSecs, outcome("committed"))
 	for n, id := range ids {
 		part := p.parts[id]
 		part.committed = part.consumed
@@ -839,13 +859,15 @@ func tickValue() []byte { return []byte{1} }
 func (p *Processor) updateProgress() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stores = make(map[int32]*store.DB, len(p.parts))
 	for id, part := range p.parts {
 		if !p.assigned[id] {
 			continue // revoked: the next rebalance step closes it
 		}
 		ev, tm := part.task.Pending()
 		p.progress[id] = Progress{Committed: part.committed, Watermark: part.task.Watermark(), Buffered: ev, Timers: tm,
-			CaughtUp: part.caughtUp() && part.committed >= part.end}
+			CaughtUp: part.caughtUp() && part.committed >= part.end, HighWatermark: part.hwm}
+		p.stores[id] = part.db
 	}
 	close(p.changed)
 	p.changed = make(chan struct{})
@@ -949,4 +971,23 @@ func (p *Processor) reset(ctx context.Context, cause error) error {
 func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}
+
+// storeMetrics returns the metrics of every owned partition's store, and
+// those of the block cache they share. A store closed since the last batch
+// reports nothing.
+func (p *Processor) storeMetrics() (map[int32]store.Metrics, store.CacheMetrics) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[int32]store.Metrics, len(p.stores))
+	for id, db := range p.stores {
+		if m, ok := db.Metrics(); ok {
+			out[id] = m
+		}
+	}
+	var cm store.CacheMetrics
+	if p.stores != nil && p.cache != nil {
+		cm = store.CacheMetricsOf(p.cache)
+	}
+	return out, cm
 }

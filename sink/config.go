@@ -69,6 +69,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Meter receives the microtrigger_sink_* metrics; default no-op.
 	Meter metric.MeterProvider
+	// Hooks are franz-go hooks of the group client alone, the one that
+	// consumes send-commands and produces dead letters and the ledger's
+	// changelog (not of the clients that restore the ledger or read
+	// outcomes): the Kafka client metrics of franz-go's kprom plugin,
+	// which registers one client's metrics.
+	Hooks []kgo.Hook
 	// OnDelivered, when set, is called with each command the transport
 	// accepted, after the ledger recorded it as sent. It runs on the
 	// delivery loop: keep it short.

@@ -115,6 +115,9 @@ func (s *Sink) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 	)
+	if len(c.Hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(c.Hooks...))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("sink: kafka client: %w", err)
@@ -126,7 +129,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	defer stopWatch()
 	go s.watch.Run(wctx)
 	led, err := ledger.New(ledger.Config{
-		Dir: c.StateDir, Topic: c.Topics.Changelog, Producer: cl, Kafka: c.Kafka, Logger: c.Logger,
+		Dir: c.StateDir, Topic: c.Topics.Changelog, Producer: cl, Kafka: c.Kafka, Logger: c.Logger, Meter: c.Meter,
 	})
 	if err != nil {
 		return err

@@ -69,6 +69,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		cfg.Pack = pack
 		cfg.Logger = e.logger()
 		cfg.Meter = tel.MeterProvider()
+		cfg.Hooks = tel.KafkaHooks("processor")
 		cfg.DisableExactlyOnce = atLeastOnce
 		cfg.MaxCompactionLag = maxLag
 		if maxLag == 0 {

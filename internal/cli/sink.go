@@ -113,6 +113,7 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	cfg.Transport = transport
 	cfg.Logger = logger
 	cfg.Meter = tel.MeterProvider()
+	cfg.Hooks = tel.KafkaHooks("sink")
 	cfg.UnknownDeadline = f.sgUnknown
 	if f.sgUnknown <= 0 {
 		cfg.UnknownDeadline = -1 // dead-letter at once
