@@ -1,11 +1,15 @@
 // Package telemetrytest holds test helpers for what the processor and the
 // sink expose to operators: the metric families a registry gathers, the
-// bucket boundaries of a histogram, the text of a scrape. Production code
-// never imports it.
+// bucket boundaries of a histogram; and promtool, to check scrapes and
+// rules as Prometheus does. Production code never imports it.
 package telemetrytest
 
 import (
+	"errors"
+	"os"
+	"os/exec"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,4 +55,36 @@ func Names(mfs map[string]*dto.MetricFamily) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Promtool returns the path of Prometheus's promtool (Debian's package
+// prometheus installs it). Without one on PATH the test is skipped, saying
+// how to install it, or fails when the environment variable CI is set: CI
+// installs it, so there a missing promtool is a broken setup, not a
+// reason to check nothing.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("promtool is not on PATH, and CI is set: .ci/run installs it (apt-get install prometheus): %v", err)
+	}
+	t.Skip("promtool is not on PATH: apt-get install prometheus")
+	return ""
+}
+
+// RunPromtool runs promtool with args and stdin, and returns its combined
+// output and whether it exited 0.
+func RunPromtool(t testing.TB, stdin string, args ...string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command(Promtool(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run promtool %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out), err == nil
 }
