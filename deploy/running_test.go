@@ -149,7 +149,7 @@ func run(t *testing.T, f func(context.Context) error) {
 // scrape reads /metrics over HTTP, as Prometheus does.
 func scrape(t *testing.T, tel *telemetry.Telemetry) string {
 	t.Helper()
-	srv := httptest.NewServer(tel.Handler(nil))
+	srv := httptest.NewServer(tel.Handler(telemetry.Probes{}))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/metrics")
 	if err != nil {

@@ -38,6 +38,7 @@ type metrics struct {
 	compactions, cacheHits, cacheMisses metric.Int64ObservableCounter
 	readAmp, compactionDebt, diskBytes  metric.Int64ObservableGauge
 	cacheBytes                          metric.Int64ObservableGauge
+	ready                               metric.Int64ObservableGauge
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -114,7 +115,24 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Lookups not found in Pebble's block cache, which read the block from disk."))
 	x.cacheBytes, _ = m.Int64ObservableGauge("microtrigger_store_block_cache_size_bytes",
 		metric.WithDescription("Bytes of blocks held by Pebble's block cache."), metric.WithUnit("By"))
+	x.ready, _ = m.Int64ObservableGauge("microtrigger_processor_ready",
+		metric.WithDescription("1 when the instance is ready (/readyz answers 200: joined, restored, Kafka answering), else 0."))
 	return &x
+}
+
+// observeProbes reports readiness at each collection.
+func (m *metrics) observeProbes(mp metric.MeterProvider, ready func() error) {
+	if mp == nil {
+		return
+	}
+	_, _ = mp.Meter("github.com/microtrigger/microtrigger/processor").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		v := int64(0)
+		if ready() == nil {
+			v = 1
+		}
+		o.ObserveInt64(m.ready, v)
+		return nil
+	}, m.ready)
 }
 
 // observeStores reports the stores' and the block cache's metrics at each

@@ -185,6 +185,7 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 		defer cl.Close()
 		var dropped []*kgo.Record
 		for pos := from; pos < to; {
+			p.beat() // a long replay is progress
 			fs := cl.PollFetches(ctx)
 			if err := ctx.Err(); err != nil {
 				return n, err
@@ -315,6 +316,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) (int64, error)
 	pending := 0
 	lastLog := time.Now()
 	for done := false; !done; {
+		p.beat() // a long restore is progress
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			b.Discard()

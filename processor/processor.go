@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"sort"
 	"strconv"
@@ -36,12 +35,15 @@ type Processor struct {
 	progress map[int32]Progress
 	changed  chan struct{} // closed and replaced when progress changes
 
-	parts    map[int32]*partition // owned by the Run goroutine
-	stores   map[int32]*store.DB  // the parts' stores, for metrics; guarded by mu
-	nparts   int                  // partitions of the events topic
-	ready    atomic.Bool          // every assigned partition is open and restored
-	watch    *groupwatch.Watch
-	produced []*kgo.Record // scratch
+	parts  map[int32]*partition // owned by the Run goroutine
+	stores map[int32]*store.DB  // the parts' stores, for metrics; guarded by mu
+	nparts int                  // partitions of the events topic
+	ready  atomic.Bool          // every assigned partition is open and restored
+	// heartbeat is when the main loop last came round (Config.Clock, Unix
+	// nanoseconds; 0 before Run), for Liveness.
+	heartbeat atomic.Int64
+	watch     *groupwatch.Watch
+	produced  []*kgo.Record // scratch
 	// heldSince is when output began to wait for input to commit with.
 	heldSince time.Time
 	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores; set under mu
@@ -84,6 +86,7 @@ func New(cfg Config) (*Processor, error) {
 	}
 	p.m.observe(cfg.Meter, p.Progress, cfg.Clock.Now)
 	p.m.observeStores(cfg.Meter, p.storeMetrics)
+	p.m.observeProbes(cfg.Meter, p.Readiness)
 	return p, nil
 }
 
@@ -115,6 +118,28 @@ func (p *Processor) Readiness() error {
 }
 
 var errRestoring = errors.New("restoring assigned partitions from the changelog")
+
+// beat records a turn of the main loop (or a step of a restore, a replay
+// or a retry within one), for Liveness.
+func (p *Processor) beat() { p.heartbeat.Store(p.cfg.Clock.Now().UnixNano()) }
+
+// Liveness returns nil while the instance is making progress, for
+// /healthz: its main loop has come round (or a restore, a replay or a
+// retry has taken a step) within StuckAfter on Config.Clock, or it has not
+// started yet. A loop that has not come round for longer is stuck, unless
+// the cluster does not answer: the loop then waits on Kafka, Readiness
+// says so, and a restart would not help.
+func (p *Processor) Liveness() error {
+	last := p.heartbeat.Load()
+	if last == 0 {
+		return nil
+	}
+	idle := p.cfg.Clock.Now().Sub(time.Unix(0, last))
+	if idle <= p.cfg.StuckAfter || !p.watch.Reachable() {
+		return nil
+	}
+	return fmt.Errorf("stuck: the processing loop has not come round for %s (more than %s) while Kafka answers", idle.Round(time.Second), p.cfg.StuckAfter)
+}
 
 // Changed returns a channel closed the next time Progress changes.
 func (p *Processor) Changed() <-chan struct{} {
@@ -287,6 +312,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	healthy := true // the last batch committed: a last snapshot may too
 	for ctx.Err() == nil {
+		p.beat()
 		pctx, cancel := context.WithTimeout(ctx, p.pollWait())
 		fs := s.PollRecords(pctx, c.MaxPollRecords)
 		cancel()
@@ -494,7 +520,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		// Where each new partition ends tells whether it starts caught
 		// up: an idle partition is never fetched with records, yet its
 		// timers must fire on the wall clock.
-		if err := retry(ctx, p.cfg.Logger, "list end offsets of "+p.cfg.Topics.Events, -1, func() (err error) {
+		if err := p.retry(ctx, "list end offsets of "+p.cfg.Topics.Events, -1, func() (err error) {
 			ends, err = kadm.NewClient(cl).ListCommittedOffsets(ctx, p.cfg.Topics.Events)
 			return err
 		}); err != nil {
@@ -515,7 +541,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 			if o, ok := committed[id]; ok && o.Offset > 0 {
 				from = o.Offset
 			}
-			return retry(ctx, p.cfg.Logger, "restore partition", id, func() (err error) {
+			return p.retry(ctx, "restore partition", id, func() (err error) {
 				if !p.isAssigned(id) {
 					return nil // revoked meanwhile
 				}
@@ -565,10 +591,13 @@ func (p *Processor) isAssigned(id int32) bool {
 
 // retry runs f until it succeeds or ctx ends, backing off from 500ms to
 // 30s: a broker away for a while stops the processor's progress, not the
-// processor. It returns ctx's error, or nil.
-func retry(ctx context.Context, log *slog.Logger, what string, partition int32, f func() error) error {
+// processor (each attempt counts as a turn for Liveness). It returns ctx's
+// error, or nil.
+func (p *Processor) retry(ctx context.Context, what string, partition int32, f func() error) error {
+	log := p.cfg.Logger
 	wait := 500 * time.Millisecond
 	for {
+		p.beat()
 		err := f()
 		if err == nil || ctx.Err() != nil {
 			return ctx.Err()

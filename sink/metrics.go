@@ -27,6 +27,8 @@ type metrics struct {
 	unknown       metric.Int64Counter
 	late          metric.Int64Counter
 	pending       atomic.Int64 // observed by microtrigger_sink_unknown_pending
+	ready         metric.Int64ObservableGauge
+	mp            metric.MeterProvider
 }
 
 // How unknown outcomes are settled: the labels of
@@ -65,7 +67,22 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 			o.Observe(x.pending.Load())
 			return nil
 		}))
+	x.ready, _ = m.Int64ObservableGauge("microtrigger_sink_ready",
+		metric.WithDescription("1 when the sink is ready (joined, its ledger restored, Kafka answering, delivery not paused by a failure), else 0."))
+	x.mp = mp
 	return &x
+}
+
+// observeProbes reports readiness at each collection.
+func (m *metrics) observeProbes(ready func() error) {
+	_, _ = m.mp.Meter("github.com/microtrigger/microtrigger/sink").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		v := int64(0)
+		if ready() == nil {
+			v = 1
+		}
+		o.ObserveInt64(m.ready, v)
+		return nil
+	}, m.ready)
 }
 
 func reasonAttr(r string) metric.AddOption {

@@ -1,6 +1,7 @@
 // Package telemetry builds what microtrigger's long-running commands expose to
-// operators: an OpenTelemetry meter provider exported in Prometheus format,
-// and one HTTP mux with /metrics, /healthz and /readyz. Components receive a
+// operators: an OpenTelemetry meter provider exported in Prometheus format
+// (with franz-go's kprom metrics of the Kafka clients), and one HTTP mux with
+// /metrics, /healthz (liveness) and /readyz (readiness). Components receive a
 // metric.MeterProvider through their Config and never touch a global
 // registry; only the CLI constructs this package's values.
 package telemetry
@@ -87,24 +88,36 @@ func (t *Telemetry) gatherKafka() ([]*dto.MetricFamily, error) {
 	return mfs, err
 }
 
-// Handler serves /metrics, /healthz (the process is up) and /readyz: 200
-// when ready returns nil, else 503 with its error, which says what the
-// component waits for (an assignment, a restore, the cluster).
-func (t *Telemetry) Handler(ready func() error) *http.ServeMux {
+// Probes are what /healthz and /readyz ask. A nil func answers 200.
+type Probes struct {
+	// Live returns nil while the process makes progress, else why it
+	// does not (a stuck main loop): /healthz, the liveness probe, whose
+	// failures restart the container.
+	Live func() error
+	// Ready returns nil when the component can do its work, else what it
+	// waits for (an assignment, a restore, the cluster): /readyz, the
+	// readiness probe.
+	Ready func() error
+}
+
+// Handler serves /metrics, /healthz and /readyz: each probe answers 200
+// when its func returns nil, else 503 with its error.
+func (t *Telemetry) Handler(p Probes) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Gatherer(), promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ready != nil {
-			if err := ready(); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
+	probe := func(check func() error, ok, failed string) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			if check != nil {
+				if err := check(); err != nil {
+					http.Error(w, failed+err.Error(), http.StatusServiceUnavailable)
+					return
+				}
 			}
+			w.Write([]byte(ok))
 		}
-		w.Write([]byte("ready\n"))
-	})
+	}
+	mux.HandleFunc("GET /healthz", probe(p.Live, "ok\n", "unhealthy: "))
+	mux.HandleFunc("GET /readyz", probe(p.Ready, "ready\n", "not ready: "))
 	return mux
 }
 

@@ -117,6 +117,9 @@ type Config struct {
 	// Meter receives microtrigger_sink_ledger_write_duration_seconds.
 	// Default no-op.
 	Meter metric.MeterProvider
+	// Progress, when set, is called before each fetch of a restore: a long
+	// restore is progress, for the sink's liveness.
+	Progress func()
 }
 
 // Ledger holds the open partitions.
@@ -415,6 +418,9 @@ func (l *Ledger) restore(ctx context.Context, parts map[int32]*partition) error 
 	defer cl.Close()
 	n := 0
 	for len(end) > 0 {
+		if l.cfg.Progress != nil {
+			l.cfg.Progress()
+		}
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
