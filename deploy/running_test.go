@@ -1,4 +1,4 @@
-package deploy_test
+package deploy
 
 import (
 	"context"
@@ -30,8 +30,8 @@ type scrapes struct{ processor, sink string }
 // runningScrapes runs a processor and a sink on the embedded broker, wired
 // to their telemetry as `microtrigger processor` and `microtrigger sink`
 // wire them, and plays a clickstream through them that makes every kind of
-// series appear: an event applied, one dead-lettered, a command delivered
-// after SendGrid failed once (a retry), a suppression, a command
+// series appear: an event applied, one dead-lettered, one late, a command
+// delivered after SendGrid failed once (a retry), a suppression, a command
 // dead-lettered by the sink (expired). It returns their scrapes over HTTP.
 func runningScrapes(t *testing.T) scrapes {
 	t.Helper()
@@ -114,6 +114,10 @@ func runningScrapes(t *testing.T) scrapes {
 		t.Fatal(err)
 	}
 	if err := sim.Advance(ctx, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Older than the watermark: late.
+	if err := sim.Play(ctx, []processor.TimedRecord{event(30*time.Minute, "u1", map[string]any{"type": "track", "event": "Signed In"})}); err != nil {
 		t.Fatal(err)
 	}
 	expired := schema.SendCommand{ID: schema.CommandID("u4", "pricing-revisit", 1, "old"), UserID: "u4", Email: "u4@example.com",
