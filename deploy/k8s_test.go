@@ -26,7 +26,7 @@ import (
 	"github.com/microtrigger/microtrigger/sink/render"
 )
 
-var rewrite = flag.Bool("rewrite", false, "regenerate the ConfigMaps in k8s/ that are copies of testdata/")
+var rewrite = flag.Bool("rewrite", false, "regenerate the ConfigMaps in k8s/ that are copies of testdata/, and monitoring/prometheusrule.yaml")
 
 const (
 	k8sDir   = "k8s"

@@ -113,7 +113,7 @@ func TestBacklogEqualsBacktest(t *testing.T) {
 	if err := reader.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
 	}
-	if n := counter(rm, "microtrigger_processor_events_total", "outcome", "late"); n != 0 {
+	if n := counter(rm, "microtrigger_processor_late_events_total", "", ""); n != 0 {
 		t.Errorf("%d events counted late in a backlog read in order", n)
 	}
 	if n := counter(rm, "microtrigger_processor_events_total", "outcome", "applied"); n == 0 {
@@ -391,6 +391,7 @@ func readLines(t *testing.T, path string) [][]byte {
 	return out
 }
 
+// counter sums a counter's series whose label key is value (key "": all).
 func counter(rm metricdata.ResourceMetrics, name, key, value string) int64 {
 	var n int64
 	for _, sm := range rm.ScopeMetrics {
@@ -400,7 +401,7 @@ func counter(rm metricdata.ResourceMetrics, name, key, value string) int64 {
 				continue
 			}
 			for _, dp := range sum.DataPoints {
-				if v, ok := dp.Attributes.Value(attrKey(key)); ok && v.AsString() == value {
+				if v, ok := dp.Attributes.Value(attrKey(key)); key == "" || ok && v.AsString() == value {
 					n += dp.Value
 				}
 			}

@@ -100,6 +100,12 @@ type Config struct {
 	// UnreachableAfter is how long the cluster may go without answering
 	// before Readiness reports the instance unready. Default 10s.
 	UnreachableAfter time.Duration
+	// StuckAfter is how long the main loop may go without coming round
+	// (a poll, a batch and its transaction; a restore, a replay and a
+	// retry count their steps) before Liveness reports the instance stuck,
+	// while Kafka answers. Default 2m: a turn takes at most a tick and a
+	// batch, a retry waits at most 30s.
+	StuckAfter time.Duration
 	// TransactionTimeout bounds how long a crashed instance's open
 	// transaction blocks readers. Default 10s.
 	TransactionTimeout time.Duration
@@ -138,6 +144,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Meter provides the metrics. Default no-op.
 	Meter metric.MeterProvider
+	// Hooks are franz-go hooks of the group client alone, the one that
+	// consumes the events and produces the outputs (not of the clients
+	// that read changelogs while restoring): the Kafka client metrics of
+	// franz-go's kprom plugin, which registers one client's metrics.
+	Hooks []kgo.Hook
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -195,6 +206,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RebalanceTimeout <= 0 {
 		c.RebalanceTimeout = 15 * time.Second
+	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = 2 * time.Minute
 	}
 	if c.TransactionTimeout <= 0 {
 		c.TransactionTimeout = 10 * time.Second

@@ -84,7 +84,7 @@ func TestHostileEventsLeakNothing(t *testing.T) {
 		t.Error("nothing was logged: the check proves nothing")
 	}
 	rec := httptest.NewRecorder()
-	tel.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	tel.Handler(telemetry.Probes{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	scrape := rec.Body.String()
 	if schematest.Leaked([]byte(scrape), sentinel) {
 		t.Errorf("the metrics hold the sentinel:\n%s", scrape)

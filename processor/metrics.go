@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -16,6 +17,7 @@ import (
 // outcomes, trigger names from the pack, reasons): never a user.
 type metrics struct {
 	events       metric.Int64Counter
+	late         metric.Int64Counter
 	commands     metric.Int64Counter
 	suppressions metric.Int64Counter
 	timers       metric.Int64Counter
@@ -27,8 +29,16 @@ type metrics struct {
 	restored     metric.Int64Counter
 	restoreSecs  metric.Float64Histogram
 	assigned     metric.Int64UpDownCounter
+	txnSeconds   metric.Float64Histogram
 	// Per partition, observed from Progress at collection time.
 	watermark, lag, caughtUp metric.Float64ObservableGauge
+	consumerLag              metric.Int64ObservableGauge
+	// Per partition store and for the shared block cache, observed from
+	// Pebble at collection time.
+	compactions, cacheHits, cacheMisses metric.Int64ObservableCounter
+	readAmp, compactionDebt, diskBytes  metric.Int64ObservableGauge
+	cacheBytes                          metric.Int64ObservableGauge
+	ready                               metric.Int64ObservableGauge
 }
 
 func newMetrics(mp metric.MeterProvider) *metrics {
@@ -38,7 +48,13 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	m := mp.Meter("github.com/microtrigger/microtrigger/processor")
 	var x metrics
 	x.events, _ = m.Int64Counter("microtrigger_processor_events_total",
-		metric.WithDescription("Events read, by outcome: applied, late, duplicate, dead_letter, misrouted, erased_dropped."))
+		metric.WithDescription("Events read, each counted under exactly one outcome, so that their sum is the records read: "+
+			"applied, duplicate, erased (a delete applied), erased_dropped (an event of an erased user), "+
+			"dead_letter (with its reason), misrouted (moved to its user's partition, where it is read and counted again). "+
+			"An event waiting to be ordered is counted when it is applied."))
+	x.late, _ = m.Int64Counter("microtrigger_processor_late_events_total",
+		metric.WithDescription("Events older than their partition's watermark, applied at once rather than in order; "+
+			"each is also counted in microtrigger_processor_events_total under its outcome."))
 	x.commands, _ = m.Int64Counter("microtrigger_processor_commands_total",
 		metric.WithDescription("Send-commands emitted, by trigger."))
 	x.suppressions, _ = m.Int64Counter("microtrigger_processor_suppressions_total",
@@ -53,12 +69,27 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Per-user state entries evicted to stay within bounds, by kind."))
 	x.txns, _ = m.Int64Counter("microtrigger_processor_transactions_total",
 		metric.WithDescription("Batches ended, by result: committed, aborted."))
+	// Bucket boundaries are chosen for each quantity, in seconds:
+	// OpenTelemetry's default ones (5 to 10000) are meant for milliseconds
+	// and would put every batch in the first bucket. A batch takes from a
+	// fraction of a millisecond (a few records) to seconds (a full poll
+	// with a snapshot).
 	x.batchSeconds, _ = m.Float64Histogram("microtrigger_processor_batch_duration_seconds",
-		metric.WithDescription("Time to process and commit one batch."), metric.WithUnit("s"))
+		metric.WithDescription("Time to process and commit one batch."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	x.restored, _ = m.Int64Counter("microtrigger_processor_restore_records_total",
 		metric.WithDescription("Changelog records applied while restoring partitions."))
+	// A restore takes from a tenth of a second (a current store) to
+	// minutes (a partition rebuilt from the start of its changelog).
 	x.restoreSecs, _ = m.Float64Histogram("microtrigger_processor_restore_duration_seconds",
-		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"))
+		metric.WithDescription("Time to restore one partition from the changelog."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+	// Ending a transaction flushes its records and commits (EndTxn):
+	// milliseconds on a healthy cluster, seconds when a broker is slow.
+	x.txnSeconds, _ = m.Float64Histogram("microtrigger_processor_transaction_duration_seconds",
+		metric.WithDescription("Time to end one batch's transaction, by outcome (committed, aborted): flushing its records and committing them with the input offsets (at-least-once: flushing, then committing offsets)."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	x.assigned, _ = m.Int64UpDownCounter("microtrigger_processor_assigned_partitions",
 		metric.WithDescription("Partitions currently owned by this instance."))
 	x.watermark, _ = m.Float64ObservableGauge("microtrigger_processor_watermark_seconds",
@@ -67,7 +98,66 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Wall clock minus the watermark, per owned partition: how far behind event time processing is."), metric.WithUnit("s"))
 	x.caughtUp, _ = m.Float64ObservableGauge("microtrigger_processor_caught_up",
 		metric.WithDescription("1 when the partition has read all there is and its watermark follows the wall clock, 0 while it catches up."))
+	x.consumerLag, _ = m.Int64ObservableGauge("microtrigger_processor_consumer_lag_records",
+		metric.WithDescription("Records of each owned partition not yet processed: its high watermark, as the last fetch with records reported it, minus the next offset to process."),
+		metric.WithUnit("{record}"))
+	x.compactions, _ = m.Int64ObservableCounter("microtrigger_store_compactions_total",
+		metric.WithDescription("Pebble compactions of each owned partition's store since it was opened."))
+	x.compactionDebt, _ = m.Int64ObservableGauge("microtrigger_store_compaction_debt_bytes",
+		metric.WithDescription("Bytes Pebble estimates it must compact in each owned partition's store to reach a stable shape."), metric.WithUnit("By"))
+	x.readAmp, _ = m.Int64ObservableGauge("microtrigger_store_read_amplification",
+		metric.WithDescription("Read amplification of each owned partition's store: L0 sublevels plus non-empty levels, the places a read may look."))
+	x.diskBytes, _ = m.Int64ObservableGauge("microtrigger_store_disk_usage_bytes",
+		metric.WithDescription("Space the files of each owned partition's store take."), metric.WithUnit("By"))
+	x.cacheHits, _ = m.Int64ObservableCounter("microtrigger_store_block_cache_hits_total",
+		metric.WithDescription("Lookups found in Pebble's block cache, shared by the partitions' stores; with misses, the hit rate."))
+	x.cacheMisses, _ = m.Int64ObservableCounter("microtrigger_store_block_cache_misses_total",
+		metric.WithDescription("Lookups not found in Pebble's block cache, which read the block from disk."))
+	x.cacheBytes, _ = m.Int64ObservableGauge("microtrigger_store_block_cache_size_bytes",
+		metric.WithDescription("Bytes of blocks held by Pebble's block cache."), metric.WithUnit("By"))
+	x.ready, _ = m.Int64ObservableGauge("microtrigger_processor_ready",
+		metric.WithDescription("1 when the instance is ready (/readyz answers 200: joined, restored, Kafka answering), else 0."))
 	return &x
+}
+
+// observeProbes reports readiness at each collection.
+func (m *metrics) observeProbes(mp metric.MeterProvider, ready func() error) {
+	if mp == nil {
+		return
+	}
+	_, _ = mp.Meter("github.com/microtrigger/microtrigger/processor").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		v := int64(0)
+		if ready() == nil {
+			v = 1
+		}
+		o.ObserveInt64(m.ready, v)
+		return nil
+	}, m.ready)
+}
+
+// observeStores reports the stores' and the block cache's metrics at each
+// collection.
+func (m *metrics) observeStores(mp metric.MeterProvider, stores func() (map[int32]store.Metrics, store.CacheMetrics)) {
+	if mp == nil {
+		return
+	}
+	_, _ = mp.Meter("github.com/microtrigger/microtrigger/processor").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		ms, cm := stores()
+		if len(ms) == 0 {
+			return nil // no store open: the cache serves none
+		}
+		for id, sm := range ms {
+			at := metric.WithAttributes(attribute.Int("partition", int(id)))
+			o.ObserveInt64(m.compactions, sm.Compactions, at)
+			o.ObserveInt64(m.compactionDebt, int64(sm.CompactionDebt), at)
+			o.ObserveInt64(m.readAmp, int64(sm.ReadAmp), at)
+			o.ObserveInt64(m.diskBytes, int64(sm.DiskBytes), at)
+		}
+		o.ObserveInt64(m.cacheHits, cm.Hits)
+		o.ObserveInt64(m.cacheMisses, cm.Misses)
+		o.ObserveInt64(m.cacheBytes, cm.Bytes)
+		return nil
+	}, m.compactions, m.compactionDebt, m.readAmp, m.diskBytes, m.cacheHits, m.cacheMisses, m.cacheBytes)
 }
 
 // observe reports the per-partition gauges from progress, at each
@@ -89,23 +179,28 @@ func (m *metrics) observe(mp metric.MeterProvider, progress func() map[int32]Pro
 				up = 1
 			}
 			o.ObserveFloat64(m.caughtUp, up, at)
+			if pr.HighWatermark >= 0 {
+				o.ObserveInt64(m.consumerLag, max(pr.HighWatermark-pr.Committed, 0), at)
+			}
 		}
 		return nil
-	}, m.watermark, m.lag, m.caughtUp)
+	}, m.watermark, m.lag, m.caughtUp, m.consumerLag)
 }
 
-func outcome(o string) metric.AddOption {
+func outcome(o string) metric.MeasurementOption {
 	return metric.WithAttributes(attribute.String("outcome", o))
 }
 
 func (m *metrics) record(ctx context.Context, out *task.Output) {
 	st := &out.Stats
+	// Each event under one outcome (task.Stats): the late ones are among
+	// them, and counted apart.
 	applied := st.Events - st.Duplicates - st.Erased
 	if applied > 0 {
 		m.events.Add(ctx, int64(applied), outcome("applied"))
 	}
 	if st.Late > 0 {
-		m.events.Add(ctx, int64(st.Late), outcome("late"))
+		m.late.Add(ctx, int64(st.Late))
 	}
 	if st.Duplicates > 0 {
 		m.events.Add(ctx, int64(st.Duplicates), outcome("duplicate"))

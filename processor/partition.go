@@ -54,6 +54,8 @@ type partition struct {
 	// assignment, then in every fetch that returned its records); -1
 	// unknown.
 	end int64
+	// hwm is the partition's high watermark as last seen; -1 unknown.
+	hwm int64
 }
 
 // tick is a move of the clock to c by the wall clock, once the input
@@ -95,7 +97,7 @@ func (p *Processor) open(ctx context.Context, id int32, committed int64) (*parti
 	// Partitions take their snapshots at different moments of the
 	// interval, so that no batch writes them all at once.
 	phase := p.cfg.SnapshotInterval * time.Duration(id%int32(max(p.nparts, 1))) / time.Duration(max(p.nparts, 1))
-	part := &partition{id: id, db: db, checkpoint: -1, end: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now().Add(-phase),
+	part := &partition{id: id, db: db, checkpoint: -1, end: -1, hwm: -1, committed: committed, consumed: committed, snapshotAt: p.cfg.Clock.Now().Add(-phase),
 		keyPart: kgo.StickyKeyPartitioner(nil).ForTopic(p.cfg.Topics.Events)}
 	n, err := p.restore(ctx, part)
 	if err != nil {
@@ -183,6 +185,7 @@ func (p *Processor) replay(ctx context.Context, part *partition) (int64, error) 
 		defer cl.Close()
 		var dropped []*kgo.Record
 		for pos := from; pos < to; {
+			p.beat() // a long replay is progress
 			fs := cl.PollFetches(ctx)
 			if err := ctx.Err(); err != nil {
 				return n, err
@@ -313,6 +316,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) (int64, error)
 	pending := 0
 	lastLog := time.Now()
 	for done := false; !done; {
+		p.beat() // a long restore is progress
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			b.Discard()

@@ -36,14 +36,18 @@ type Processor struct {
 	progress map[int32]Progress
 	changed  chan struct{} // closed and replaced when progress changes
 
-	parts    map[int32]*partition // owned by the Run goroutine
-	nparts   int                  // partitions of the events topic
-	ready    atomic.Bool          // every assigned partition is open and restored
-	watch    *groupwatch.Watch
-	produced []*kgo.Record // scratch
+	parts  map[int32]*partition // owned by the Run goroutine
+	stores map[int32]*store.DB  // the parts' stores, for metrics; guarded by mu
+	nparts int                  // partitions of the events topic
+	ready  atomic.Bool          // every assigned partition is open and restored
+	// heartbeat is when the main loop last came round (Config.Clock, Unix
+	// nanoseconds; 0 before Run), for Liveness.
+	heartbeat atomic.Int64
+	watch     *groupwatch.Watch
+	produced  []*kgo.Record // scratch
 	// heldSince is when output began to wait for input to commit with.
 	heldSince time.Time
-	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores
+	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores; set under mu
 }
 
 // Progress is what one partition has durably done.
@@ -58,6 +62,11 @@ type Progress struct {
 	// CaughtUp: the partition has committed everything the broker had for
 	// it when last asked, so its watermark follows the wall clock.
 	CaughtUp bool
+	// HighWatermark is the partition's high watermark as the last fetch
+	// that returned its records reported it (at assignment, its end
+	// offset); -1 while unknown. HighWatermark − Committed is the
+	// consumer lag.
+	HighWatermark int64
 }
 
 // New validates cfg and returns a processor; Run starts it.
@@ -77,6 +86,8 @@ func New(cfg Config) (*Processor, error) {
 		watch:    groupwatch.New(groupwatch.Config{Logger: cfg.Logger, Unreachable: cfg.UnreachableAfter}),
 	}
 	p.m.observe(cfg.Meter, p.Progress, cfg.Clock.Now)
+	p.m.observeStores(cfg.Meter, p.storeMetrics)
+	p.m.observeProbes(cfg.Meter, p.Readiness)
 	return p, nil
 }
 
@@ -108,6 +119,28 @@ func (p *Processor) Readiness() error {
 }
 
 var errRestoring = errors.New("restoring assigned partitions from the changelog")
+
+// beat records a turn of the main loop (or a step of a restore, a replay
+// or a retry within one), for Liveness.
+func (p *Processor) beat() { p.heartbeat.Store(p.cfg.Clock.Now().UnixNano()) }
+
+// Liveness returns nil while the instance is making progress, for
+// /healthz: its main loop has come round (or a restore, a replay or a
+// retry has taken a step) within StuckAfter on Config.Clock, or it has not
+// started yet. A loop that has not come round for longer is stuck, unless
+// the cluster does not answer: the loop then waits on Kafka, Readiness
+// says so, and a restart would not help.
+func (p *Processor) Liveness() error {
+	last := p.heartbeat.Load()
+	if last == 0 {
+		return nil
+	}
+	idle := p.cfg.Clock.Now().Sub(time.Unix(0, last))
+	if idle <= p.cfg.StuckAfter || !p.watch.Reachable() {
+		return nil
+	}
+	return fmt.Errorf("stuck: the processing loop has not come round for %s (more than %s) while Kafka answers", idle.Round(time.Second), p.cfg.StuckAfter)
+}
 
 // Changed returns a channel closed the next time Progress changes.
 func (p *Processor) Changed() <-chan struct{} {
@@ -220,6 +253,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
+	if len(c.Hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(c.Hooks...))
+	}
 	opts = append(append(opts, c.Kafka...),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Events),
@@ -250,17 +286,20 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		s = gs
 	}
+	p.mu.Lock() // storeMetrics reads it
 	p.cache = store.NewCache(c.CacheBytes)
+	p.mu.Unlock()
 	defer func() {
 		s.Close()
 		for id, part := range p.parts {
 			part.close()
 			delete(p.parts, id)
 		}
-		p.cache.Unref()
 		p.mu.Lock()
 		p.progress = map[int32]Progress{} // nothing is owned any more
+		p.stores = nil
 		p.mu.Unlock()
+		p.cache.Unref()
 	}()
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -274,6 +313,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	healthy := true // the last batch committed: a last snapshot may too
 	for ctx.Err() == nil {
+		p.beat()
 		pctx, cancel := context.WithTimeout(ctx, p.pollWait())
 		fs := s.PollRecords(pctx, c.MaxPollRecords)
 		cancel()
@@ -481,7 +521,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		// Where each new partition ends tells whether it starts caught
 		// up: an idle partition is never fetched with records, yet its
 		// timers must fire on the wall clock.
-		if err := retry(ctx, p.cfg.Logger, "list end offsets of "+p.cfg.Topics.Events, -1, func() (err error) {
+		if err := p.retry(ctx, "list end offsets of "+p.cfg.Topics.Events, -1, func() (err error) {
 			ends, err = kadm.NewClient(cl).ListCommittedOffsets(ctx, p.cfg.Topics.Events)
 			return err
 		}); err != nil {
@@ -497,7 +537,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 	// owner fired since the snapshot.
 	committed := map[int32]int64{}
 	if len(opened) > 0 {
-		if err := retry(ctx, p.cfg.Logger, "fetch the committed offsets of "+p.cfg.Topics.Events, -1, func() error {
+		if err := p.retry(ctx, "fetch the committed offsets of "+p.cfg.Topics.Events, -1, func() error {
 			offs, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), p.cfg.Group)
 			if err != nil {
 				return err
@@ -527,7 +567,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 	for i, id := range opened {
 		g.Go(func() error {
 			from := max(committed[id], 0)
-			return retry(ctx, p.cfg.Logger, "restore partition", id, func() (err error) {
+			return p.retry(ctx, "restore partition", id, func() (err error) {
 				if !p.isAssigned(id) {
 					return nil // revoked meanwhile
 				}
@@ -548,6 +588,7 @@ func (p *Processor) rebalance(ctx context.Context, cl *kgo.Client) error {
 		}
 		if o, ok := ends.Lookup(p.cfg.Topics.Events, id); ok && o.Err == nil {
 			part.end = o.Offset
+			part.hwm = o.Offset
 		}
 		p.parts[id] = part
 		p.m.assigned.Add(ctx, 1)
@@ -576,10 +617,13 @@ func (p *Processor) isAssigned(id int32) bool {
 
 // retry runs f until it succeeds or ctx ends, backing off from 500ms to
 // 30s: a broker away for a while stops the processor's progress, not the
-// processor. It returns ctx's error, or nil.
-func retry(ctx context.Context, log *slog.Logger, what string, partition int32, f func() error) error {
+// processor (each attempt counts as a turn for Liveness). It returns ctx's
+// error, or nil.
+func (p *Processor) retry(ctx context.Context, what string, partition int32, f func() error) error {
+	log := p.cfg.Logger
 	wait := 500 * time.Millisecond
 	for {
+		p.beat()
 		err := f()
 		if err == nil || ctx.Err() != nil {
 			return ctx.Err()
@@ -620,6 +664,9 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			part.end = ftp.LastStableOffset
 			if part.end < 0 { // a broker without transactions
 				part.end = ftp.HighWatermark
+			}
+			if ftp.HighWatermark >= 0 {
+				part.hwm = ftp.HighWatermark
 			}
 		}
 		if len(ftp.Records) > 0 {
@@ -799,6 +846,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	}
 	endStart := time.Now()
 	committed, err := s.End(ctx, kgo.TryCommit)
+	endSecs := time.Since(endStart).Seconds()
 	if err != nil {
 		// Records still buffered (a dead connection, a cancelled context)
 		// would never call their promises: fail them, so that none goes
@@ -824,6 +872,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	}
 	if err != nil || !committed {
 		p.m.txns.Add(ctx, 1, outcome("aborted"))
+		p.m.txnSeconds.Record(ctx, endSecs, outcome("aborted"))
 		if isFenced(err) {
 			return errFenced
 		}
@@ -844,6 +893,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		return p.reset(ctx, errAborted)
 	}
 	p.m.txns.Add(ctx, 1, outcome("committed"))
+	p.m.txnSeconds.Record(ctx, endSecs, outcome("committed"))
 	for n, id := range ids {
 		part := p.parts[id]
 		part.committed = part.consumed
@@ -904,13 +954,15 @@ func tickValue() []byte { return []byte{1} }
 func (p *Processor) updateProgress() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stores = make(map[int32]*store.DB, len(p.parts))
 	for id, part := range p.parts {
 		if !p.assigned[id] {
 			continue // revoked: the next rebalance step closes it
 		}
 		ev, tm := part.task.Pending()
 		p.progress[id] = Progress{Committed: part.committed, Watermark: part.task.Watermark(), Buffered: ev, Timers: tm,
-			CaughtUp: part.caughtUp() && part.committed >= part.end}
+			CaughtUp: part.caughtUp() && part.committed >= part.end, HighWatermark: part.hwm}
+		p.stores[id] = part.db
 	}
 	close(p.changed)
 	p.changed = make(chan struct{})
@@ -1032,4 +1084,23 @@ func (p *Processor) drop() {
 func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}
+
+// storeMetrics returns the metrics of every owned partition's store, and
+// those of the block cache they share. A store closed since the last batch
+// reports nothing.
+func (p *Processor) storeMetrics() (map[int32]store.Metrics, store.CacheMetrics) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[int32]store.Metrics, len(p.stores))
+	for id, db := range p.stores {
+		if m, ok := db.Metrics(); ok {
+			out[id] = m
+		}
+	}
+	var cm store.CacheMetrics
+	if p.stores != nil && p.cache != nil {
+		cm = store.CacheMetricsOf(p.cache)
+	}
+	return out, cm
 }

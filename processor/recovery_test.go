@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
+	"github.com/microtrigger/microtrigger/internal/telemetry"
+	"github.com/microtrigger/microtrigger/internal/telemetry/telemetrytest"
 	"github.com/microtrigger/microtrigger/processor"
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -182,7 +185,29 @@ func TestProcessorRidesThroughBrokerOutage(t *testing.T) {
 	cfg := testConfig(t, seeds, clock, t.TempDir(), "outage")
 	cfg.InstanceID = "outage"
 	cfg.Logger = logs.logger()
+	tel, err := telemetry.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Meter = tel.MeterProvider()
 	in := start(t, cfg)
+	probes := httptest.NewServer(tel.Handler(telemetry.Probes{Live: in.p.Liveness, Ready: in.p.Readiness}))
+	defer probes.Close()
+	// What the kubelet and Prometheus see: /readyz, /healthz, the gauge.
+	check := func(when string, ready int) {
+		t.Helper()
+		wantCode := map[int]int{0: 503, 1: 200}[ready]
+		if code, body := get(t, probes, "/readyz"); code != wantCode {
+			t.Errorf("/readyz %s: %d %q, want %d", when, code, body, wantCode)
+		}
+		if code, body := get(t, probes, "/healthz"); code != 200 {
+			t.Errorf("/healthz %s: %d %q: waiting for Kafka is not being stuck", when, code, body)
+		}
+		mf := telemetrytest.Gather(t, tel.Registry)["microtrigger_processor_ready"]
+		if len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetGauge().GetValue() != float64(ready) {
+			t.Errorf("microtrigger_processor_ready %s: %v, want %d", when, mf.GetMetric(), ready)
+		}
+	}
 	defer func() {
 		if t.Failed() || os.Getenv("MICROTRIGGER_TEST_DEBUG") != "" {
 			t.Logf("logs:\n%s", logs.String())
@@ -208,10 +233,14 @@ func TestProcessorRidesThroughBrokerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	check("before the outage", 1)
+
 	b.Stop()
 	kafkatest.Eventually(t, time.Minute, "unready while the broker is down", func() bool { return running() && !in.p.Ready() })
+	check("while the broker is down", 0)
 	b.Start()
 	kafkatest.Eventually(t, 2*time.Minute, "ready again once the broker is back", func() bool { return running() && in.p.Ready() })
+	check("once the broker is back", 1)
 
 	if err := sim.Play(ctx, []processor.TimedRecord{
 		page(t, 0, "u1", "/pricing"), page(t, 3*time.Minute, "u1", "/pricing"),

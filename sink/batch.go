@@ -244,6 +244,7 @@ func (j *journal) changes(msgs []render.Message, e *ledger.Entry) []ledger.Chang
 }
 
 func (j *journal) Attempt(ctx context.Context, msgs []render.Message) error {
+	j.s.beat() // every attempt is progress, however long its backoff was
 	now := j.s.cfg.Now()
 	j.mu.Lock()
 	for _, m := range msgs {
@@ -272,6 +273,7 @@ func (j *journal) Settle(ctx context.Context, msgs []render.Message, st sendgrid
 	// sink runs; once it is stopping, one last attempt is not cut short.
 	wait := 500 * time.Millisecond
 	for {
+		j.s.beat()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		err := j.s.ledger.Record(rctx, changes...)
 		cancel()

@@ -65,10 +65,23 @@ type Config struct {
 	// UnreachableAfter is how long the cluster may go without answering
 	// before Readiness reports the sink unready. Default 10s.
 	UnreachableAfter time.Duration
+	// StuckAfter is how long the delivery loop may go without coming
+	// round (or taking a step: a SendGrid attempt, a ledger write, a fetch
+	// of a ledger restore) before Liveness reports the sink stuck, while
+	// Kafka answers. Default 10m: the longest legitimate wait is a
+	// rate-limit reset (at most the SendGrid client's MaxWait, 5m by
+	// default) or a backoff between attempts.
+	StuckAfter time.Duration
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Meter receives the microtrigger_sink_* metrics; default no-op.
 	Meter metric.MeterProvider
+	// Hooks are franz-go hooks of the group client alone, the one that
+	// consumes send-commands and produces dead letters and the ledger's
+	// changelog (not of the clients that restore the ledger or read
+	// outcomes): the Kafka client metrics of franz-go's kprom plugin,
+	// which registers one client's metrics.
+	Hooks []kgo.Hook
 	// OnDelivered, when set, is called with each command the transport
 	// accepted, after the ledger recorded it as sent. It runs on the
 	// delivery loop: keep it short.
@@ -108,6 +121,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

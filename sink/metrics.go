@@ -27,6 +27,8 @@ type metrics struct {
 	unknown       metric.Int64Counter
 	late          metric.Int64Counter
 	pending       atomic.Int64 // observed by microtrigger_sink_unknown_pending
+	ready         metric.Int64ObservableGauge
+	mp            metric.MeterProvider
 }
 
 // How unknown outcomes are settled: the labels of
@@ -43,8 +45,12 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Send-commands handled, by result: delivered, duplicate, or the dead-letter reason."))
 	x.dlq, _ = m.Int64Counter("microtrigger_sink_dlq_total",
 		metric.WithDescription("Commands written to commands-dlq, by reason."))
+	// Boundaries in seconds: a poll of duplicates takes a millisecond, one
+	// delivered takes SendGrid's answer, one retried waits out backoffs and
+	// rate limits (minutes, within the retry budget).
 	x.batch, _ = m.Float64Histogram("microtrigger_sink_batch_duration_seconds",
-		metric.WithDescription("Time to handle one poll of send-commands, delivery included."), metric.WithUnit("s"))
+		metric.WithDescription("Time to handle one poll of send-commands, delivery included."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
 	x.ledgerExpired, _ = m.Int64Counter("microtrigger_sink_ledger_expired_total",
 		metric.WithDescription("Ledger entries removed after the retention period."))
 	x.expired, _ = m.Int64Counter("microtrigger_sink_expired_total",
@@ -61,7 +67,22 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 			o.Observe(x.pending.Load())
 			return nil
 		}))
+	x.ready, _ = m.Int64ObservableGauge("microtrigger_sink_ready",
+		metric.WithDescription("1 when the sink is ready (joined, its ledger restored, Kafka answering, delivery not paused by a failure), else 0."))
+	x.mp = mp
 	return &x
+}
+
+// observeProbes reports readiness at each collection.
+func (m *metrics) observeProbes(ready func() error) {
+	_, _ = m.mp.Meter("github.com/microtrigger/microtrigger/sink").RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		v := int64(0)
+		if ready() == nil {
+			v = 1
+		}
+		o.ObserveInt64(m.ready, v)
+		return nil
+	}, m.ready)
 }
 
 func reasonAttr(r string) metric.AddOption {

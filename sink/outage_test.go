@@ -3,6 +3,7 @@ package sink_test
 import (
 	"context"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
+	"github.com/microtrigger/microtrigger/internal/telemetry"
+	"github.com/microtrigger/microtrigger/internal/telemetry/telemetrytest"
 	"github.com/microtrigger/microtrigger/schema"
 	"github.com/microtrigger/microtrigger/sink"
 	"github.com/microtrigger/microtrigger/sink/render"
@@ -35,7 +38,12 @@ func TestRidesThroughBrokerOutage(t *testing.T) {
 		srv: sendgridtest.New(t, sendgridtest.Options{APIKey: apiKey, Now: clock.Now, Templates: templateIDs(m)})}
 	var mu sync.Mutex
 	delivered := map[string]int{}
+	tel, err := telemetry.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := sink.New(sink.Config{
+		Meter: tel.MeterProvider(),
 		Kafka: append(append([]kgo.Opt(nil), seeds...), kgo.InstanceID("sink-0")), StateDir: t.TempDir(), Transport: h.transport(nil),
 		Now: clock.Now, Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnDelivered: func(c schema.SendCommand) { mu.Lock(); delivered[c.ID]++; mu.Unlock() },
@@ -75,13 +83,41 @@ func TestRidesThroughBrokerOutage(t *testing.T) {
 		return true
 	}
 
+	// What the kubelet and Prometheus see: /readyz, /healthz, the gauge.
+	probes := httptest.NewServer(tel.Handler(telemetry.Probes{Live: s.Liveness, Ready: s.Readiness}))
+	defer probes.Close()
+	check := func(when string, ready int) {
+		t.Helper()
+		status := func(path string) int {
+			resp, err := probes.Client().Get(probes.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if want, code := map[int]int{0: 503, 1: 200}[ready], status("/readyz"); code != want {
+			t.Errorf("/readyz %s: %d, want %d", when, code, want)
+		}
+		if code := status("/healthz"); code != 200 {
+			t.Errorf("/healthz %s: %d: waiting for Kafka is not being stuck", when, code)
+		}
+		mf := telemetrytest.Gather(t, tel.Registry)["microtrigger_sink_ready"]
+		if len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetGauge().GetValue() != float64(ready) {
+			t.Errorf("microtrigger_sink_ready %s: %v, want %d", when, mf.GetMetric(), ready)
+		}
+	}
+
 	publish(0, 20)
 	kafkatest.Eventually(t, time.Minute, "ready, 20 delivered", func() bool { return running() && s.Ready() && count() == 20 })
+	check("before the outage", 1)
 
 	b.Stop()
 	kafkatest.Eventually(t, time.Minute, "unready while the broker is down", func() bool { return running() && !s.Ready() })
+	check("while the broker is down", 0)
 	b.Start()
 	kafkatest.Eventually(t, 2*time.Minute, "ready again once the broker is back", func() bool { return running() && s.Ready() })
+	check("once the broker is back", 1)
 
 	publish(20, 40)
 	kafkatest.Eventually(t, time.Minute, "40 delivered", func() bool { return running() && count() == 40 })

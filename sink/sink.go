@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -38,6 +39,9 @@ type Sink struct {
 	// opened is closed once ledger is set: the client, which the ledger
 	// needs as its producer, may join the group and call assigned first.
 	opened chan struct{}
+	// heartbeat is when the delivery loop last came round (Config.Now,
+	// Unix nanoseconds; 0 before Run), for Liveness.
+	heartbeat atomic.Int64
 }
 
 // New checks cfg and returns a sink. It connects to nothing until Run.
@@ -46,8 +50,33 @@ func New(cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, metrics: newMetrics(cfg.Meter), opened: make(chan struct{}), unrestored: map[int32]bool{},
-		watch: groupwatch.New(groupwatch.Config{Logger: cfg.Logger, Unreachable: cfg.UnreachableAfter})}, nil
+	s := &Sink{cfg: cfg, metrics: newMetrics(cfg.Meter), opened: make(chan struct{}), unrestored: map[int32]bool{},
+		watch: groupwatch.New(groupwatch.Config{Logger: cfg.Logger, Unreachable: cfg.UnreachableAfter})}
+	s.metrics.observeProbes(s.Readiness)
+	return s, nil
+}
+
+// beat records a turn of the delivery loop (or a step within one: a
+// SendGrid attempt, a ledger write retried, a ledger restore's fetch), for
+// Liveness.
+func (s *Sink) beat() { s.heartbeat.Store(s.cfg.Now().UnixNano()) }
+
+// Liveness returns nil while the sink is making progress, for /healthz:
+// its delivery loop has come round (or taken a step: a SendGrid attempt, a
+// ledger write, a fetch of a ledger restore) within StuckAfter on
+// Config.Now, or it has not started yet. A loop that has not come round
+// for longer is stuck, unless the cluster does not answer: it then waits
+// on Kafka, Readiness says so, and a restart would not help.
+func (s *Sink) Liveness() error {
+	last := s.heartbeat.Load()
+	if last == 0 {
+		return nil
+	}
+	idle := s.cfg.Now().Sub(time.Unix(0, last))
+	if idle <= s.cfg.StuckAfter || !s.watch.Reachable() {
+		return nil
+	}
+	return fmt.Errorf("stuck: the delivery loop has not come round for %s (more than %s) while Kafka answers", idle.Round(time.Second), s.cfg.StuckAfter)
 }
 
 // Ready reports whether the sink is ready (for /readyz): see Readiness.
@@ -115,6 +144,9 @@ func (s *Sink) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 	)
+	if len(c.Hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(c.Hooks...))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("sink: kafka client: %w", err)
@@ -126,7 +158,8 @@ func (s *Sink) Run(ctx context.Context) error {
 	defer stopWatch()
 	go s.watch.Run(wctx)
 	led, err := ledger.New(ledger.Config{
-		Dir: c.StateDir, Topic: c.Topics.Changelog, Producer: cl, Kafka: c.Kafka, Logger: c.Logger,
+		Dir: c.StateDir, Topic: c.Topics.Changelog, Producer: cl, Kafka: c.Kafka, Logger: c.Logger, Meter: c.Meter,
+		Progress: s.beat,
 	})
 	if err != nil {
 		return err
@@ -143,6 +176,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	lastExpire := c.Now()
 	wait := time.Duration(0)
 	for {
+		s.beat()
 		fs := s.wait(ctx, cl, out)
 		if err := s.fatalErr(); err != nil {
 			return err

@@ -69,6 +69,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		cfg.Pack = pack
 		cfg.Logger = e.logger()
 		cfg.Meter = tel.MeterProvider()
+		cfg.Hooks = tel.KafkaHooks("processor")
 		cfg.DisableExactlyOnce = atLeastOnce
 		cfg.MaxCompactionLag = maxLag
 		if maxLag == 0 {
@@ -94,7 +95,9 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return p.Run(gctx) })
-		g.Go(func() error { return telemetry.Serve(gctx, metricsAddr, tel.Handler(p.Readiness)) })
+		g.Go(func() error {
+			return telemetry.Serve(gctx, metricsAddr, tel.Handler(telemetry.Probes{Live: p.Liveness, Ready: p.Readiness}))
+		})
 		return g.Wait()
 	}))
 }

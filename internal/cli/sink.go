@@ -113,6 +113,7 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	cfg.Transport = transport
 	cfg.Logger = logger
 	cfg.Meter = tel.MeterProvider()
+	cfg.Hooks = tel.KafkaHooks("sink")
 	cfg.UnknownDeadline = f.sgUnknown
 	if f.sgUnknown <= 0 {
 		cfg.UnknownDeadline = -1 // dead-letter at once
@@ -178,7 +179,9 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 		g.Go(func() error { return hook.Run(gctx) })
 		g.Go(func() error { return telemetry.ServeListener(gctx, hookLn, mux) })
 	}
-	g.Go(func() error { return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(ready)) })
+	g.Go(func() error {
+		return telemetry.Serve(gctx, f.metricsAddr, tel.Handler(telemetry.Probes{Live: s.Liveness, Ready: ready}))
+	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil

@@ -19,12 +19,20 @@ func TestHandler(t *testing.T) {
 	}
 	c, _ := tel.MeterProvider().Meter("test").Int64Counter("microtrigger_test_things_total")
 	c.Add(context.Background(), 3)
-	var ready atomic.Bool
-	srv := httptest.NewServer(tel.Handler(func() error {
-		if !ready.Load() {
-			return errors.New("restoring partitions")
-		}
-		return nil
+	var ready, stuck atomic.Bool
+	srv := httptest.NewServer(tel.Handler(telemetry.Probes{
+		Live: func() error {
+			if stuck.Load() {
+				return errors.New("stuck: the loop has not come round for 3m")
+			}
+			return nil
+		},
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("restoring partitions")
+			}
+			return nil
+		},
 	}))
 	defer srv.Close()
 	get := func(path string) (int, string) {
@@ -39,6 +47,11 @@ func TestHandler(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("/healthz: %d", code)
 	}
+	stuck.Store(true)
+	if code, body := get("/healthz"); code != 503 || body != "unhealthy: stuck: the loop has not come round for 3m\n" {
+		t.Errorf("/healthz while stuck: %d %q, want 503 and the reason", code, body)
+	}
+	stuck.Store(false)
 	if code, body := get("/readyz"); code != 503 || body != "not ready: restoring partitions\n" {
 		t.Errorf("/readyz while restoring: %d %q, want 503 and the reason", code, body)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -47,11 +48,29 @@ type Cache = pebble.Cache
 // stores using it are closed.
 func NewCache(size int64) *Cache { return pebble.NewCache(size) }
 
-// DB is one partition's store.
+// CacheMetrics is what a block cache reports to operators.
+type CacheMetrics struct {
+	// Hits and Misses count the lookups of blocks since the cache was
+	// made; Hits / (Hits + Misses) is the hit rate.
+	Hits, Misses int64
+	// Bytes is the size of the blocks it holds.
+	Bytes int64
+}
+
+// CacheMetricsOf returns c's metrics. It is safe for concurrent use.
+func CacheMetricsOf(c *Cache) CacheMetrics {
+	m := c.Metrics()
+	return CacheMetrics{Hits: m.Hits, Misses: m.Misses, Bytes: m.Size}
+}
+
+// DB is one partition's store. Its methods are for one goroutine, except
+// Metrics, which may be called from any while another closes the store.
 type DB struct {
 	db    *pebble.DB
 	sync  bool
 	noWAL bool
+	// closing guards db against Close for Metrics.
+	closing sync.RWMutex
 }
 
 // Open opens (or creates) the store in dir.
@@ -87,6 +106,8 @@ func Open(dir string, o Options) (*DB, error) {
 
 // Close closes the store.
 func (d *DB) Close() error {
+	d.closing.Lock()
+	defer d.closing.Unlock()
 	if d.db == nil {
 		return ErrClosed
 	}
@@ -314,8 +335,31 @@ func (d *DB) PurgeUser(ctx context.Context, h Hash) error {
 	return d.Purge(ctx, []byte{prefixBuffer}, prefixEnd(prefixBuffer))
 }
 
-// Metrics returns Pebble's metrics.
-func (d *DB) Metrics() *pebble.Metrics { return d.db.Metrics() }
+// Metrics is what a store reports to operators, from Pebble's metrics.
+type Metrics struct {
+	// Compactions counts the compactions since the store was opened.
+	Compactions int64
+	// CompactionDebt is the bytes Pebble estimates it must compact to
+	// reach a stable shape.
+	CompactionDebt uint64
+	// ReadAmp is the read amplification: the sublevels of L0 plus the
+	// non-empty levels below, each a place a read may have to look.
+	ReadAmp int
+	// DiskBytes is the space the store's files take.
+	DiskBytes uint64
+}
+
+// Metrics returns the store's metrics, and false once it is closed. It is
+// safe to call while another goroutine uses or closes the store.
+func (d *DB) Metrics() (Metrics, bool) {
+	d.closing.RLock()
+	defer d.closing.RUnlock()
+	if d.db == nil {
+		return Metrics{}, false
+	}
+	m := d.db.Metrics()
+	return Metrics{Compactions: m.Compact.Count, CompactionDebt: m.Compact.EstimatedDebt, ReadAmp: m.ReadAmp(), DiskBytes: m.DiskSpaceUsage()}, true
+}
 
 type pebbleLogger struct{ l *slog.Logger }
 

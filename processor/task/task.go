@@ -27,7 +27,13 @@ type Change struct {
 	Key, Value []byte
 }
 
-// Stats counts what a batch did, for metrics.
+// Stats counts what a batch did, for metrics. Every event offered reaches
+// exactly one end, counted when it is reached (an event waiting to be
+// ordered, in the batch that applies or drops it): applied by the engine
+// (Events, less Duplicates and Erased), a duplicate, an erasure (a delete
+// event), or dropped as an erased user's (ErasedDropped). Late counts the
+// events applied at once because they were older than the watermark,
+// whatever their end.
 type Stats struct {
 	Events, Late, Duplicates, Erased, ErasedDropped, Timers, Evaluated int
 	Evictions                                                          state.Evictions
@@ -308,6 +314,7 @@ func (t *Task) applyEvent(in *Input) error {
 		if in.Event.Type == schema.TypeDelete {
 			// Nothing stored yet: still leave a marker, so later events
 			// for the key are dropped.
+			t.out.Stats.Events++
 			t.erase(h, e)
 			return nil
 		}
@@ -344,6 +351,7 @@ func (t *Task) erase(h store.Hash, e *entry) {
 		if it.Value.(*bufItem).hash != h {
 			return false
 		}
+		t.out.Stats.ErasedDropped++
 		if t.persisted[bufKey{it.Time.UnixNano(), it.Seq}] {
 			t.persisted[bufKey{it.Time.UnixNano(), it.Seq}] = false
 		}

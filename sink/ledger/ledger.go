@@ -19,6 +19,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // ErrNotAssigned is returned for a partition the ledger has not opened.
@@ -111,6 +114,12 @@ type Config struct {
 	// Logger receives restore progress and Pebble's messages. Default
 	// discard.
 	Logger *slog.Logger
+	// Meter receives microtrigger_sink_ledger_write_duration_seconds.
+	// Default no-op.
+	Meter metric.MeterProvider
+	// Progress, when set, is called before each fetch of a restore: a long
+	// restore is progress, for the sink's liveness.
+	Progress func()
 }
 
 // Ledger holds the open partitions.
@@ -118,6 +127,8 @@ type Ledger struct {
 	cfg   Config
 	mu    sync.RWMutex
 	parts map[int32]*partition
+	// writeSeconds times Record's changelog writes.
+	writeSeconds metric.Float64Histogram
 }
 
 type partition struct {
@@ -144,7 +155,18 @@ func New(cfg Config) (*Ledger, error) {
 	if cfg.FS == nil {
 		cfg.FS = vfs.Default
 	}
-	return &Ledger{cfg: cfg, parts: map[int32]*partition{}}, nil
+	if cfg.Meter == nil {
+		cfg.Meter = noop.NewMeterProvider()
+	}
+	l := &Ledger{cfg: cfg, parts: map[int32]*partition{}}
+	// Boundaries in seconds: an acknowledged produce takes milliseconds,
+	// and up to the client's retry timeout while a broker is away.
+	l.writeSeconds, _ = cfg.Meter.Meter("github.com/microtrigger/microtrigger/sink/ledger").Float64Histogram(
+		"microtrigger_sink_ledger_write_duration_seconds",
+		metric.WithDescription("Time to write ledger changes to the changelog topic and have them acknowledged, by result (ok, error): every command is recorded before its request and after its answer."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+	return l, nil
 }
 
 // Key layout: 'c' + command id → entry; 'p' + command id → the pending
@@ -396,6 +418,9 @@ func (l *Ledger) restore(ctx context.Context, parts map[int32]*partition) error 
 	defer cl.Close()
 	n := 0
 	for len(end) > 0 {
+		if l.cfg.Progress != nil {
+			l.cfg.Progress()
+		}
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
@@ -612,10 +637,13 @@ func (l *Ledger) Record(ctx context.Context, changes ...Change) error {
 		}
 		recs[i] = r
 	}
+	start := time.Now()
 	res := l.cfg.Producer.ProduceSync(ctx, recs...)
 	if err := res.FirstErr(); err != nil {
+		l.writeSeconds.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("result", "error")))
 		return fmt.Errorf("ledger: write changelog: %w", err)
 	}
+	l.writeSeconds.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("result", "ok")))
 	last := map[int32]int64{}
 	for _, r := range res {
 		if r.Record.Offset+1 > last[r.Record.Partition] {

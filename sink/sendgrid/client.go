@@ -226,8 +226,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, limiter: newLimiter(max(cfg.RateLimit, 0), cfg.RateBurst, cfg.Now, cfg.Sleep)}
 	m := cfg.Meter.Meter("github.com/microtrigger/microtrigger/sink/sendgrid")
+	// Boundaries in seconds: from a fast 202 (5 ms) to the request
+	// timeout (30 s by default).
 	c.duration, _ = m.Float64Histogram("microtrigger_sink_request_duration_seconds",
-		metric.WithDescription("Duration of SendGrid mail send requests, by status (HTTP code, or none)."), metric.WithUnit("s"))
+		metric.WithDescription("Duration of SendGrid mail send requests, by status (HTTP code, or none)."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	c.retries, _ = m.Int64Counter("microtrigger_sink_retries_total",
 		metric.WithDescription("SendGrid requests retried, by reason: rate_limited, server_error, connection."))
 	return c, nil

@@ -101,7 +101,7 @@ func (k *hook) serve(method string, body []byte, ts, sig string) *httptest.Respo
 
 func (k *hook) scrape() []byte {
 	rec := httptest.NewRecorder()
-	k.tel.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	k.tel.Handler(telemetry.Probes{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	return rec.Body.Bytes()
 }
 
