@@ -127,6 +127,15 @@ type Ledger struct {
 	cfg   Config
 	mu    sync.RWMutex
 	parts map[int32]*partition
+	// writing makes Records one at a time, from their changelog write to
+	// their store write: the offset a store keeps says how far the
+	// changelog is applied, and it may not pass a record that another
+	// Record has written to the changelog and not yet to the store (a
+	// crash in between would lose that record's change on restart).
+	writing sync.Mutex
+	// produced, in tests, runs between a Record's changelog write and its
+	// store write.
+	produced func()
 	// writeSeconds times Record's changelog writes.
 	writeSeconds metric.Float64Histogram
 }
@@ -637,6 +646,8 @@ func (l *Ledger) Record(ctx context.Context, changes ...Change) error {
 		}
 		recs[i] = r
 	}
+	l.writing.Lock()
+	defer l.writing.Unlock()
 	start := time.Now()
 	res := l.cfg.Producer.ProduceSync(ctx, recs...)
 	if err := res.FirstErr(); err != nil {
@@ -644,6 +655,9 @@ func (l *Ledger) Record(ctx context.Context, changes ...Change) error {
 		return fmt.Errorf("ledger: write changelog: %w", err)
 	}
 	l.writeSeconds.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("result", "ok")))
+	if l.produced != nil {
+		l.produced()
+	}
 	last := map[int32]int64{}
 	for _, r := range res {
 		if r.Record.Offset+1 > last[r.Record.Partition] {

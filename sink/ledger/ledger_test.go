@@ -3,9 +3,14 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -276,5 +281,59 @@ func TestPendingIndex(t *testing.T) {
 	got, _ := c.Pending(0)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("after settling: pending %+v, want %+v", got, want)
+	}
+}
+
+// TestRecordsOneAtATime: Records made side by side (the sink's concurrent
+// SendGrid requests each record their attempt and their answer) never
+// overlap between their changelog write and their store write. If they
+// did, a Record acknowledged later could store an offset past a record
+// another had written to the changelog only: killed in between, the
+// sink would restart from that offset without the change (an InFlight
+// mark lost is a command sent twice).
+func TestRecordsOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	_, seeds := kafkatest.Cluster(t, 1)
+	l := newLedger(t, seeds, t.TempDir())
+	if err := l.Assign(ctx, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	var inside, most atomic.Int32
+	l.produced = func() {
+		n := inside.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		runtime.Gosched() // let any other Record acknowledged meanwhile reach here
+		inside.Add(-1)
+	}
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var g errgroup.Group
+	for w := range 16 {
+		g.Go(func() error {
+			for i := range 10 {
+				if err := l.Record(ctx, Change{Partition: 0, ID: fmt.Sprintf("c%d-%d", w, i), Entry: &Entry{State: InFlight, At: at}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d Records were between their changelog write and their store write at once, want 1", m)
+	}
+	// And every change is there after a restore from this store.
+	if err := l.Revoke([]int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Assign(ctx, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	for w := range 16 {
+		for i := range 10 {
+			want(t, l, 0, fmt.Sprintf("c%d-%d", w, i), InFlight)
+		}
 	}
 }
