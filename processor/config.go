@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/processor/state"
@@ -144,6 +145,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Meter provides the metrics. Default no-op.
 	Meter metric.MeterProvider
+	// Tracer, when set, receives a span per batch transaction and per
+	// send-command; a command's record carries its span's W3C traceparent
+	// header, child of its event's when the event's record carried one.
+	// Default nil: no spans, no trace headers written.
+	Tracer trace.TracerProvider
 	// Hooks are franz-go hooks of the group client alone, the one that
 	// consumes the events and produces the outputs (not of the clients
 	// that read changelogs while restoring): the Kafka client metrics of

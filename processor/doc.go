@@ -25,7 +25,13 @@
 // is: joined (an assignment arrived, even an empty one), every assigned
 // partition restored, and the cluster answering. A broker outage stops
 // progress, not the processor: failed batches abort and are redone, and a
-// restore that fails is retried with a backoff.
+// restore that fails is retried with a backoff. Liveness
+// ([Processor.Liveness]) is the main loop coming round within
+// Config.StuckAfter, or the cluster not answering (waiting on Kafka is not
+// being stuck). Metrics (metrics.go) count each event under one outcome,
+// the consumer lag, transactions and the partition stores' Pebble metrics;
+// with Config.Tracer, batches and send-commands are traced, and a command's
+// record carries its span's traceparent.
 //
 // What happens to an event is decided by processor/engine, in the order
 // processor/eventtime gives, through processor/task; this package only moves

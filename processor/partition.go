@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/microtrigger/microtrigger/internal/crashpoint"
 	"github.com/microtrigger/microtrigger/processor/engine"
@@ -56,6 +57,9 @@ type partition struct {
 	end int64
 	// hwm is the partition's high watermark as last seen; -1 unknown.
 	hwm int64
+	// traces are the trace contexts of the batch's events that carried
+	// one, by messageId (with tracing on).
+	traces map[string]trace.SpanContext
 }
 
 // tick is a move of the clock to c by the wall clock, once the input

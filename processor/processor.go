@@ -16,10 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/microtrigger/microtrigger/internal/crashpoint"
 	"github.com/microtrigger/microtrigger/internal/groupwatch"
+	"github.com/microtrigger/microtrigger/internal/tracing"
 	"github.com/microtrigger/microtrigger/processor/store"
 	"github.com/microtrigger/microtrigger/processor/task"
 	"github.com/microtrigger/microtrigger/schema"
@@ -48,6 +50,7 @@ type Processor struct {
 	// heldSince is when output began to wait for input to commit with.
 	heldSince time.Time
 	cache     *store.Cache // Pebble's block cache, shared by the partitions' stores; set under mu
+	tracer    trace.Tracer // nil: no tracing
 }
 
 // Progress is what one partition has durably done.
@@ -77,6 +80,7 @@ func New(cfg Config) (*Processor, error) {
 	}
 	p := &Processor{
 		cfg:      cfg,
+		tracer:   newTracer(cfg.Tracer),
 		m:        newMetrics(cfg.Meter),
 		assigned: map[int32]bool{},
 		revoked:  map[int32]bool{},
@@ -689,6 +693,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		recs := fetched[id]
 		g.Go(func() error {
 			part.produced = part.produced[:0]
+			clear(part.traces)
 			for _, r := range recs {
 				if r.Offset < part.consumed {
 					// Applied when the partition was opened: the client
@@ -785,6 +790,13 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 	if err := s.Begin(); err != nil {
 		return p.abort(ctx, s, fmt.Errorf("begin transaction: %w", err))
 	}
+	// A span per transaction, linked to the traced events it read; each
+	// send-command gets a span of its own, child of its event's (or of the
+	// batch's, for a timer or an event of an earlier batch), whose context
+	// its record carries to the sink.
+	spanCtx, span := p.startBatchSpan(ctx, start, ids, outs)
+	txnOutcome := "aborted"
+	defer func() { p.endBatchSpan(span, txnOutcome) }()
 	// The crash points of a faults build count only batches that emit
 	// send-commands: the moments where a crash can lose or double one.
 	emits := false
@@ -826,7 +838,9 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 			if err != nil {
 				return p.abort(ctx, s, err)
 			}
-			produce(&kgo.Record{Topic: p.cfg.Topics.Commands, Key: []byte(cmd.UserID), Value: v, Timestamp: cmd.SendAt}, -1)
+			rec := &kgo.Record{Topic: p.cfg.Topics.Commands, Key: []byte(cmd.UserID), Value: v, Timestamp: cmd.SendAt}
+			p.traceCommand(spanCtx, part, cmd, rec)
+			produce(rec, -1)
 		}
 		// Clock moves are committed with the input and outputs that
 		// follow them: a replay of the input meets them at the same
@@ -892,6 +906,7 @@ func (p *Processor) batch(ctx context.Context, s session, fs kgo.Fetches, force 
 		}
 		return p.reset(ctx, errAborted)
 	}
+	txnOutcome = "committed"
 	p.m.txns.Add(ctx, 1, outcome("committed"))
 	p.m.txnSeconds.Record(ctx, endSecs, outcome("committed"))
 	for n, id := range ids {
@@ -993,6 +1008,14 @@ func (p *Processor) input(ctx context.Context, part *partition, r *kgo.Record, o
 			p.m.deadLetter(ctx, reason)
 		}
 		return nil
+	}
+	if p.tracer != nil {
+		if sc := tracing.SpanContext(r); sc.IsValid() {
+			if part.traces == nil {
+				part.traces = map[string]trace.SpanContext{}
+			}
+			part.traces[ev.MessageID] = sc
+		}
 	}
 	key := []byte(ev.UserKey())
 	part.keyRec.Key = key

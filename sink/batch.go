@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/microtrigger/microtrigger/internal/crashpoint"
+	"github.com/microtrigger/microtrigger/internal/tracing"
 	"github.com/microtrigger/microtrigger/schema"
 	"github.com/microtrigger/microtrigger/sink/ledger"
 	"github.com/microtrigger/microtrigger/sink/render"
@@ -96,6 +97,7 @@ func (s *Sink) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) 
 			deadLetter(r, reason, sendgrid.Sanitize(err.Error()))
 			continue
 		}
+		msg.TraceParent = tracing.Headers{R: r}.Get(tracing.HeaderTraceparent)
 		partOf[cmd.ID] = r.Partition
 		items = append(items, item{rec: r, cmd: cmd})
 		msgs = append(msgs, msg)

@@ -77,6 +77,11 @@
 // once the broker is back. [Sink.Readiness] is: joined (an assignment
 // arrived, even an empty one), the ledger of every assigned partition
 // restored, the cluster answering, and the poll loop not retrying.
+// [Sink.Liveness] is the delivery loop coming round (or taking a step: a
+// SendGrid attempt, a ledger write, a restore's fetch) within
+// Config.StuckAfter, or the cluster not answering. A command record's
+// traceparent header goes with its message to the SendGrid request
+// (render.Message.TraceParent), which sendgrid traces.
 //
 // The package does not decide whom to email (the processor does) and does
 // not wrap franz-go: Config.Kafka passes kgo options straight through.

@@ -70,6 +70,12 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		cfg.Logger = e.logger()
 		cfg.Meter = tel.MeterProvider()
 		cfg.Hooks = tel.KafkaHooks("processor")
+		stopTracing, err := tel.StartTracing(ctx, "microtrigger-processor")
+		if err != nil {
+			return err
+		}
+		defer stopTracing()
+		cfg.Tracer = tel.TracerProvider()
 		cfg.DisableExactlyOnce = atLeastOnce
 		cfg.MaxCompactionLag = maxLag
 		if maxLag == 0 {

@@ -98,6 +98,11 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tel.StartTracing(ctx, "microtrigger-sink")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	transport, err := e.sinkTransport(f, tel)
 	if err != nil {
 		return err
@@ -214,6 +219,7 @@ func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transp
 		cfg.BaseURL = f.sgURL
 		cfg.Logger = e.logger()
 		cfg.Meter = tel.MeterProvider()
+		cfg.Tracer = tel.TracerProvider()
 		cfg.Timeout = f.sgTimeout
 		c, err := sendgrid.New(cfg)
 		if err != nil {

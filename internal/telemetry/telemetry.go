@@ -24,6 +24,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -34,6 +35,8 @@ type Telemetry struct {
 	Meters   *sdkmetric.MeterProvider
 	// kafka holds the Kafka client metrics of KafkaHooks.
 	kafka *prometheus.Registry
+	// tracer is StartTracing's provider; nil: no tracing.
+	tracer trace.TracerProvider
 }
 
 // New builds a registry with Go runtime and process collectors and a meter

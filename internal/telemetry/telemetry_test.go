@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,5 +64,52 @@ func TestHandler(t *testing.T) {
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, "microtrigger_test_things_total 3") || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+}
+
+// TestTracing: without OTEL_EXPORTER_OTLP_* there is no tracer; with an
+// endpoint, spans reach an OTLP receiver over HTTP (a loopback server here)
+// by the time shutdown returns.
+func TestTracing(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	tel, err := telemetry.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shutdown, err := tel.StartTracing(context.Background(), "microtrigger-test")
+	if tp := tel.TracerProvider(); err != nil || tp != nil {
+		t.Fatalf("tracing without an endpoint: %v %v", tp, err)
+	}
+	if err := shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	got := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r.Method + " " + r.URL.Path + " " + strconv.Itoa(len(b))
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	shutdown, err = tel.StartTracing(context.Background(), "microtrigger-test")
+	tp := tel.TracerProvider()
+	if err != nil || tp == nil {
+		t.Fatalf("tracing with an endpoint: %v %v", tp, err)
+	}
+	_, span := tp.Tracer("test").Start(context.Background(), "one span")
+	span.End()
+	if err := shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-got:
+		if !strings.HasPrefix(req, "POST /v1/traces ") || strings.HasSuffix(req, " 0") {
+			t.Errorf("the receiver got %q, want a POST of spans to /v1/traces", req)
+		}
+	default:
+		t.Fatal("no span reached the receiver by the end of shutdown")
 	}
 }

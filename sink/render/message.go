@@ -53,6 +53,10 @@ type Message struct {
 	ASMGroupID int
 	// Subject, HTML and Text are set by the local renderer only.
 	Subject, HTML, Text string
+	// TraceParent is the W3C traceparent header of the command's record
+	// ("" when it had none): the SendGrid request carrying the message
+	// continues that trace.
+	TraceParent string
 }
 
 // Renderer turns a command into a message.

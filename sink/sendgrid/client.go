@@ -20,9 +20,14 @@ import (
 	"github.com/sendgrid/rest"
 	sendgridgo "github.com/sendgrid/sendgrid-go"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/microtrigger/microtrigger/internal/tracing"
 	"github.com/microtrigger/microtrigger/schema"
 	"github.com/microtrigger/microtrigger/sink/render"
 )
@@ -76,6 +81,12 @@ type Config struct {
 	// Meter receives microtrigger_sink_request_duration_seconds and
 	// microtrigger_sink_retries_total. Default no-op.
 	Meter metric.MeterProvider
+	// Tracer receives a span per request (each attempt), child of the
+	// trace its first message's command carried (render.Message's
+	// TraceParent) and linked to the others'; the request carries the
+	// span's traceparent header. Default nil: no spans, the command's
+	// traceparent passed on as it came.
+	Tracer trace.TracerProvider
 }
 
 // Outcome is what became of one message.
@@ -141,6 +152,7 @@ type Journal interface {
 // Client sends mail through the v3 API. It is safe for concurrent use.
 type Client struct {
 	cfg      Config
+	tracer   trace.Tracer
 	limiter  *limiter
 	duration metric.Float64Histogram
 	retries  metric.Int64Counter
@@ -225,6 +237,11 @@ func New(cfg Config) (*Client, error) {
 		cfg.Meter = noop.NewMeterProvider()
 	}
 	c := &Client{cfg: cfg, limiter: newLimiter(max(cfg.RateLimit, 0), cfg.RateBurst, cfg.Now, cfg.Sleep)}
+	tp := cfg.Tracer
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	c.tracer = tp.Tracer("github.com/microtrigger/microtrigger/sink/sendgrid")
 	m := cfg.Meter.Meter("github.com/microtrigger/microtrigger/sink/sendgrid")
 	// Boundaries in seconds: from a fast 202 (5 ms) to the request
 	// timeout (30 s by default).
@@ -339,6 +356,7 @@ func (c *Client) deliver(ctx context.Context, all []render.Message, idx []int, r
 		set(Result{Outcome: Rejected, Message: "cannot encode the request: " + err.Error()})
 		return nil
 	}
+	ctx, links := traced(ctx, msgs)
 	start := c.cfg.Now()
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter.wait(ctx); err != nil {
@@ -347,7 +365,7 @@ func (c *Client) deliver(ctx context.Context, all []render.Message, idx []int, r
 		if err := j.Attempt(ctx, msgs); err != nil {
 			return err
 		}
-		status, err := c.do(ctx, body)
+		status, err := c.do(ctx, body, len(msgs), attempt, links)
 		if err == nil {
 			if err := j.Settle(ctx, msgs, SettledAccepted); err != nil {
 				return err
@@ -433,7 +451,19 @@ func (c *Client) backoff(attempt int) time.Duration {
 
 // do makes one attempt. It returns the status and nil for a 2xx, or a
 // *RetryError, *APIError or *UnknownError.
-func (c *Client) do(ctx context.Context, body []byte) (int, error) {
+func (c *Client) do(ctx context.Context, body []byte, messages, attempt int, links []trace.Link) (status int, err error) {
+	ctx, span := c.tracer.Start(ctx, "sendgrid.mail_send", trace.WithSpanKind(trace.SpanKindClient), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost), attribute.Int("microtrigger.messages", messages),
+			attribute.Int("microtrigger.attempt", attempt)))
+	defer func() {
+		if status > 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, Sanitize(err.Error()))
+		}
+		span.End()
+	}()
 	r := sendgridgo.GetRequest(string(c.cfg.APIKey), "/v3/mail/send", c.cfg.BaseURL)
 	r.Method = rest.Post
 	r.Body = body
@@ -441,15 +471,16 @@ func (c *Client) do(ctx context.Context, body []byte) (int, error) {
 	if err != nil {
 		return 0, &APIError{Messages: []string{"cannot build the request"}}
 	}
+	tracing.Propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+	ct := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
 		if i.Err == nil {
 			wrote.Store(true)
 		}
 	}}
 	// A request once started runs to its end even when ctx ends: cutting
 	// it would make its outcome unknown. The HTTP client's timeout bounds it.
-	req = req.WithContext(httptrace.WithClientTrace(context.WithoutCancel(ctx), trace))
+	req = req.WithContext(httptrace.WithClientTrace(context.WithoutCancel(ctx), ct))
 	start := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -515,4 +546,31 @@ func unwrapURL(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// traced returns ctx with the trace context of the first message whose
+// command carried one, and links to the other messages' distinct ones: a
+// request carries the emails of many traces.
+func traced(ctx context.Context, msgs []render.Message) (context.Context, []trace.Link) {
+	var links []trace.Link
+	parent := trace.SpanContext{}
+	seen := map[trace.SpanID]bool{}
+	for i := range msgs {
+		sc := tracing.FromTraceparent(msgs[i].TraceParent)
+		if !sc.IsValid() || seen[sc.SpanID()] {
+			continue
+		}
+		seen[sc.SpanID()] = true
+		if !parent.IsValid() {
+			parent = sc
+			continue
+		}
+		if len(links) < 128 {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	return ctx, links
 }
