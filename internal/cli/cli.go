@@ -19,13 +19,17 @@ const (
 	ExitUsage    = 2
 )
 
-// Assets are the files compiled into the binary: the example rule pack, its
+// Assets are what main compiles into the binary: the example rule pack, its
 // templates and the sample clickstream, so `microtrigger run` needs nothing
-// on disk.
+// on disk, and the version stamp.
 type Assets struct {
 	Rules     fs.FS // the example rule pack (a directory of YAML files)
 	Templates fs.FS // the templates directory
 	Sample    []byte
+	// Version is what --version prints when set (main's version, stamped
+	// by the linker); empty reads the build information the go command
+	// recorded (module version or VCS revision).
+	Version string
 }
 
 // failure is an error whose message has been printed already; it only
@@ -79,9 +83,9 @@ func (e *env) selects(fn func(ctx context.Context) error) kingpin.Action {
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets Assets) int {
 	e := &env{stdout: stdout, stderr: stderr, assets: assets}
 	app := kingpin.New("microtrigger", "Behavioral email triggers on Kafka: micro-actions in, well-timed, capped, consented emails out.")
-	app.UsageWriter(stdout)
-	app.ErrorWriter(stderr)
 	exited := -1
+	app.UsageWriter(untilExit{stdout, &exited})
+	app.ErrorWriter(untilExit{stderr, &exited})
 	app.Terminate(func(code int) {
 		if exited < 0 {
 			exited = code
@@ -89,6 +93,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 	})
 	app.DefaultEnvars()
 	app.HelpFlag.Short('h')
+	app.Version(versionLine(assets.Version))
+	app.VersionFlag.NoEnvar()
 	app.Flag("log.format", "Log format: text or json.").Default("text").EnumVar(&e.logFormat, "text", "json")
 	app.Flag("log.level", "Log level: debug, info, warn or error.").Default("info").StringVar(&e.logLevel)
 
@@ -133,6 +139,21 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 		return ExitFailures
 	}
 	return ExitOK
+}
+
+// untilExit passes on what kingpin writes until it has asked to exit
+// (--help, --version): Terminate does not stop the parse (Main returns
+// instead), which would otherwise go on to print the usage again.
+type untilExit struct {
+	w      io.Writer
+	exited *int
+}
+
+func (u untilExit) Write(p []byte) (int, error) {
+	if *u.exited >= 0 {
+		return len(p), nil
+	}
+	return u.w.Write(p)
 }
 
 // usageError reports a usage problem with a command's flags and returns
