@@ -45,12 +45,13 @@ func TestBacktestFailures(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bad, "t.yaml"), []byte("triggers:\n  - name: x\n    on: [page]\n    when: nope(\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCLI(t, "backtest", "--rules", bad, "--input", "missing.jsonl", "--out", t.TempDir())
+	code, _, stderr := runCLI(t, "backtest", "--rules", bad, "--input", "../../processor/backtest/testdata/clickstream.jsonl", "--out", t.TempDir())
 	if code != ExitFailures || !strings.Contains(stderr, "t.yaml:") {
 		t.Errorf("bad rules: exit %d, stderr %q", code, stderr)
 	}
+	// An input that is not there is a usage error, found before the replay.
 	code, _, stderr = runCLI(t, "backtest", "--rules", "../../processor/backtest/testdata/rules", "--input", filepath.Join(t.TempDir(), "missing.jsonl"), "--out", t.TempDir())
-	if code != ExitFailures || !strings.Contains(stderr, "open input") {
+	if code != ExitUsage || !strings.Contains(stderr, "missing.jsonl: no such file") {
 		t.Errorf("missing input: exit %d, stderr %q", code, stderr)
 	}
 }

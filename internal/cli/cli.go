@@ -8,15 +8,31 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 )
 
-// Exit codes, as promtool's.
+// Exit codes, the same for every command (promtool's, and one for an
+// interruption).
 const (
-	ExitOK       = 0
-	ExitFailures = 1 // check errors, failing tests, runtime failures
-	ExitUsage    = 2
+	// ExitOK: the command did what it was asked. A server (processor,
+	// sink, broker, run --follow) stopped by SIGINT or SIGTERM exits 0 too:
+	// that is how it is meant to stop.
+	ExitOK = 0
+	// ExitFailures: it ran and failed, or found failures: check errors,
+	// failing rule tests, rules that do not load, brokers unreachable, a
+	// topic that is not as it must be.
+	ExitFailures = 1
+	// ExitUsage: the command line cannot work as given, and nothing was
+	// done: an unknown, missing or invalid flag or argument, or a file or
+	// directory a flag names that is not there.
+	ExitUsage = 2
+	// ExitInterrupted: SIGINT or SIGTERM stopped a command before it was
+	// done (erase, backtest, rules test, run without --follow): what it
+	// was to produce is not there, or not all of it (128 + SIGINT, as a
+	// shell reports an interrupted program).
+	ExitInterrupted = 130
 )
 
 // Assets are what main compiles into the binary: the example rule pack, its
@@ -44,16 +60,15 @@ type env struct {
 	assets         Assets
 	logFormat      string
 	logLevel       string
+	level          slog.Level // logLevel, parsed
+	// asked is set when --help or --version was given.
+	asked bool
 	// action is the selected command's body, set by its kingpin Action.
 	action func(ctx context.Context) error
 }
 
 func (e *env) logger() *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(e.logLevel)); err != nil {
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: e.level}
 	if e.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(e.stderr, opts))
 	}
@@ -63,12 +78,28 @@ func (e *env) logger() *slog.Logger {
 // quietLogger is the logger of commands whose stdout is the product (run):
 // warnings and errors only, unless a level was asked for explicitly.
 func (e *env) quietLogger() *slog.Logger {
-	if e.logLevel == "info" {
+	if e.level == slog.LevelInfo {
 		l := *e
-		l.logLevel = "warn"
+		l.level = slog.LevelWarn
 		return l.logger()
 	}
 	return e.logger()
+}
+
+// parseLevel reads --log.level; it refuses what is not one of the four
+// levels, rather than logging at some other level than the one asked for.
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log.level %q: want debug, info, warn or error", s)
 }
 
 // selects returns a kingpin action that makes fn the command to run.
@@ -93,8 +124,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 	})
 	app.DefaultEnvars()
 	app.HelpFlag.Short('h')
+	app.HelpFlag.PreAction(e.ask)
 	app.Version(versionLine(assets.Version))
 	app.VersionFlag.NoEnvar()
+	app.VersionFlag.PreAction(e.ask)
 	app.Flag("log.format", "Log format: text or json.").Default("text").EnumVar(&e.logFormat, "text", "json")
 	app.Flag("log.level", "Log level: debug, info, warn or error.").Default("info").StringVar(&e.logLevel)
 
@@ -110,11 +143,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 		register(app, e)
 	}
 
-	_, err := app.Parse(args)
+	cmd, err := app.Parse(args)
 	if exited >= 0 {
-		// --help or --version printed and asked to exit.
-		if exited == 0 {
-			return ExitOK
+		switch {
+		case exited == 0 && errors.Is(err, kingpin.ErrCommandNotSpecified) && !e.asked:
+			return ExitUsage // no command: kingpin printed the usage
+		case exited == 0:
+			return ExitOK // --help or --version printed
 		}
 		return ExitUsage
 	}
@@ -123,22 +158,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 		fmt.Fprintf(stderr, "Try 'microtrigger --help'.\n")
 		return ExitUsage
 	}
+	if e.level, err = parseLevel(e.logLevel); err != nil {
+		fmt.Fprintf(stderr, "microtrigger: %v\n", err)
+		fmt.Fprintf(stderr, "Try 'microtrigger --help'.\n")
+		return ExitUsage
+	}
 	if e.action == nil {
 		app.Usage(args)
 		return ExitUsage
 	}
-	if err := e.action(ctx); err != nil {
-		var f failure
-		if errors.As(err, &f) {
-			return f.code
-		}
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return ExitOK // interrupted: a normal way to stop a server
-		}
-		fmt.Fprintf(stderr, "microtrigger: %v\n", err)
-		return ExitFailures
+	err = e.action(ctx)
+	var f failure
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &f):
+		return f.code
+	case ctx.Err() != nil:
+		// A server returns nil when stopped; a command that returns an
+		// error once stopped was stopped before it was done.
+		fmt.Fprintf(stderr, "microtrigger %s: interrupted before it was done (%v): %v\n", cmd, context.Cause(ctx), err)
+		return ExitInterrupted
 	}
-	return ExitOK
+	fmt.Fprintf(stderr, "microtrigger %s: %v\n", cmd, err)
+	return ExitFailures
+}
+
+// ask records that --help or --version was given.
+func (e *env) ask(*kingpin.ParseContext) error {
+	e.asked = true
+	return nil
 }
 
 // untilExit passes on what kingpin writes until it has asked to exit

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/microtrigger/microtrigger/internal/telemetry"
 	"github.com/microtrigger/microtrigger/processor"
-	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -51,15 +51,19 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Action(e.selects(func(ctx context.Context) error {
 		opts, err := k.opts()
 		if err != nil {
+			return e.usageError("processor", "%v", err)
+		}
+		if err := e.needDir("processor", "--rules", rulesDir, aRulePack); err != nil {
 			return err
 		}
-		tmpl, err := templateSet(rulesDir, templates)
+		if templates != "" {
+			if err := e.needDir("processor", "--templates", templates, aTemplates); err != nil {
+				return err
+			}
+		}
+		pack, err := e.loadPack(rulesDir, templates)
 		if err != nil {
 			return err
-		}
-		pack, err := rules.Load(os.DirFS(rulesDir), rules.Options{Templates: tmpl})
-		if err != nil {
-			return fmt.Errorf("load rules %s:\n%w", rulesDir, err)
 		}
 		tel, err := telemetry.New()
 		if err != nil {
@@ -79,7 +83,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		}
 		p, err := processor.New(cfg)
 		if err != nil {
-			return err
+			return e.usageError("processor", "%v", err)
 		}
 		if cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
@@ -95,6 +99,9 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return p.Run(gctx) })
 		g.Go(func() error { return telemetry.Serve(gctx, metricsAddr, tel.Handler(p.Readiness)) })
-		return g.Wait()
+		if err := g.Wait(); err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+			return err
+		}
+		return nil // stopped, if only while starting: a server has nothing left undone
 	}))
 }
