@@ -62,7 +62,7 @@ func TestBacktest(t *testing.T) {
 	out := t.TempDir()
 	t.Chdir("../../processor/backtest")
 	// Flags also come from the environment.
-	t.Setenv("MICROTRIGGER_CONVERSION_WINDOW", "7d")
+	t.Setenv("MICROTRIGGER_BACKTEST_CONVERSION_WINDOW", "7d")
 	code, stdout, stderr := runCLI(t, "backtest", "--rules", "testdata/rules", "--compare", "testdata/rules-noholdout",
 		"--input", "testdata/clickstream.jsonl", "--from", "2026-03-02T08:00:00Z", "--to", "2026-03-11T09:00:00Z",
 		"--out", out, "--progress", "lines")
@@ -92,8 +92,8 @@ func TestBacktest(t *testing.T) {
 func TestBacktestEnvironment(t *testing.T) {
 	out := t.TempDir()
 	t.Chdir("../../processor/backtest")
-	t.Setenv("MICROTRIGGER_INPUT", "testdata/clickstream.jsonl")
-	t.Setenv("MICROTRIGGER_CONVERSION_EVENT", "Checkout Started")
+	t.Setenv("MICROTRIGGER_BACKTEST_INPUT", "testdata/clickstream.jsonl")
+	t.Setenv("MICROTRIGGER_BACKTEST_CONVERSION_EVENT", "Checkout Started")
 	code, stdout, stderr := runCLI(t, "backtest", "--rules", "testdata/rules", "--out", out, "--progress", "none")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)

@@ -113,7 +113,7 @@ func (e *env) selects(fn func(ctx context.Context) error) kingpin.Action {
 // Main runs the command line args and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets Assets) int {
 	e := &env{stdout: stdout, stderr: stderr, assets: assets}
-	app := kingpin.New("microtrigger", "Behavioral email triggers on Kafka: micro-actions in, well-timed, capped, consented emails out.")
+	app := newApp(e)
 	exited := -1
 	app.UsageWriter(untilExit{stdout, &exited})
 	app.ErrorWriter(untilExit{stderr, &exited})
@@ -122,27 +122,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 			exited = code
 		}
 	})
-	app.DefaultEnvars()
-	app.HelpFlag.Short('h')
-	app.HelpFlag.PreAction(e.ask)
-	app.Version(versionLine(assets.Version))
-	app.VersionFlag.NoEnvar()
-	app.VersionFlag.PreAction(e.ask)
-	app.Flag("log.format", "Log format: text or json.").Default("text").EnumVar(&e.logFormat, "text", "json")
-	app.Flag("log.level", "Log level: debug, info, warn or error.").Default("info").StringVar(&e.logLevel)
 
-	for _, register := range []func(*kingpin.Application, *env){
-		registerRun,
-		registerBroker,
-		registerProcessor,
-		registerSink,
-		registerRules,
-		registerBacktest,
-		registerErase,
-	} {
-		register(app, e)
+	// Variables of the former names first: a required flag set by one
+	// would otherwise be reported missing.
+	if pc, _ := app.ParseContext(args); pc != nil && pc.SelectedCommand != nil {
+		if renamed := renamedEnvars(app, pc.SelectedCommand.FullCommand(), os.Getenv); len(renamed) > 0 {
+			for _, r := range renamed {
+				fmt.Fprintf(stderr, "microtrigger %s: %s\n", pc.SelectedCommand.FullCommand(), r)
+			}
+			return ExitUsage
+		}
 	}
-
 	cmd, err := app.Parse(args)
 	if exited >= 0 {
 		switch {
@@ -182,6 +172,31 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 	}
 	fmt.Fprintf(stderr, "microtrigger %s: %v\n", cmd, err)
 	return ExitFailures
+}
+
+// newApp declares every command and flag, each flag bound to its
+// environment variable.
+func newApp(e *env) *kingpin.Application {
+	app := kingpin.New("microtrigger", "Behavioral email triggers on Kafka: micro-actions in, well-timed, capped, consented emails out.")
+	app.HelpFlag.Short('h')
+	app.HelpFlag.PreAction(e.ask)
+	app.Version(versionLine(e.assets.Version))
+	app.VersionFlag.PreAction(e.ask)
+	shared(app.Flag("log.format", "Log format: text or json."), "log.format").Default("text").EnumVar(&e.logFormat, "text", "json")
+	shared(app.Flag("log.level", "Log level: debug, info, warn or error."), "log.level").Default("info").StringVar(&e.logLevel)
+	for _, register := range []func(*kingpin.Application, *env){
+		registerRun,
+		registerBroker,
+		registerProcessor,
+		registerSink,
+		registerRules,
+		registerBacktest,
+		registerErase,
+	} {
+		register(app, e)
+	}
+	bindEnvars(app)
+	return app
 }
 
 // ask records that --help or --version was given.
