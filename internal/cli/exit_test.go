@@ -19,6 +19,9 @@ import (
 func TestExitCodes(t *testing.T) {
 	cluster, _ := kafkatest.Cluster(t, 2)
 	live := broker.Addr(cluster)
+	if err := cluster.CreateTopic("plain-changelog", 2, nil); err != nil { // cleanup.policy=delete
+		t.Fatal(err)
+	}
 	closed := kafkatest.ClosedPort(t)
 	silent := kafkatest.SilentBroker(t)
 	tmp := t.TempDir()
@@ -97,6 +100,11 @@ func TestExitCodes(t *testing.T) {
 		{name: "erase", args: []string{"erase", "--brokers", live, "--user", "u"}, code: ExitOK, says: []string{"erasure of user"}},
 		{name: "processor, broker down", args: []string{"processor", "--brokers", closed, "--rules", rulesDir, "--state-dir", t.TempDir(), "--metrics.listen", ""}, code: ExitFailures,
 			says: []string{"microtrigger processor: read topic metadata", "connection refused"}},
+
+		// A changelog the broker does not compact.
+		{name: "processor, changelog not compacted", args: []string{"processor", "--brokers", live, "--rules", rulesDir, "--state-dir", t.TempDir(),
+			"--topic.changelog", "plain-changelog", "--metrics.listen", ""}, code: ExitFailures,
+			says: []string{`microtrigger processor: changelog topic "plain-changelog" has cleanup.policy=delete: it must be compact`, "--add-config cleanup.policy=compact"}},
 
 		// SIGINT or SIGTERM: a command that was not done exits 130, a
 		// server 0.

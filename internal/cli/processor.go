@@ -42,7 +42,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Flag("heartbeat-interval", "How often the instance heartbeats (and learns of a rebalance).").Default("1s").DurationVar(&cfg.HeartbeatInterval)
 	cmd.Flag("rebalance-timeout", "How long a rebalance waits for every member to rejoin before dropping those that have not.").Default("15s").DurationVar(&cfg.RebalanceTimeout)
 	cmd.Flag("tick", "How often timers are checked when no event arrives.").Default("1s").DurationVar(&cfg.TickInterval)
-	cmd.Flag("changelog.max-compaction-lag", "Refuse a changelog whose max.compaction.lag.ms is longer (erased users' history must not outlive it); 0 skips the check.").Default("24h").DurationVar(&maxLag)
+	cmd.Flag("changelog.max-compaction-lag", "Refuse a changelog whose max.compaction.lag.ms is longer (erased users' history must not outlive it); 0 skips this check (a changelog that is not compacted is refused anyway).").Default("24h").DurationVar(&maxLag)
 	cmd.Flag("cache-size", "Pebble block cache shared by all partitions' stores, in bytes.").Default("268435456").Int64Var(&cfg.CacheBytes)
 	cmd.Flag("snapshot.interval", "How often each partition's changed state is written to the changelog and Pebble.").Default("10s").DurationVar(&cfg.SnapshotInterval)
 	cmd.Flag("snapshot.users", "Snapshot a partition sooner once this many of its users changed (they stay in memory until then).").Default("20000").IntVar(&cfg.SnapshotUsers)
