@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/microtrigger/microtrigger/internal/ratelimitlog"
 )
 
 // Exit codes, the same for every command (promtool's, and one for an
@@ -61,29 +64,57 @@ type env struct {
 	logFormat      string
 	logLevel       string
 	level          slog.Level // logLevel, parsed
+	maxSimilar     int
+	log, quiet     *slog.Logger
+	limiters       []*ratelimitlog.Handler
 	// asked is set when --help or --version was given.
 	asked bool
 	// action is the selected command's body, set by its kingpin Action.
 	action func(ctx context.Context) error
 }
 
+// logger is the log of the command: to stderr, at --log.level, every
+// message at most --log.max-similar times per 10s when a warning or an
+// error (the rest counted in one line after).
 func (e *env) logger() *slog.Logger {
-	opts := &slog.HandlerOptions{Level: e.level}
-	if e.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+	if e.log == nil {
+		e.log = e.newLogger(e.level)
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts))
+	return e.log
 }
 
 // quietLogger is the logger of commands whose stdout is the product (run):
 // warnings and errors only, unless a level was asked for explicitly.
 func (e *env) quietLogger() *slog.Logger {
-	if e.level == slog.LevelInfo {
-		l := *e
-		l.level = slog.LevelWarn
-		return l.logger()
+	if e.level != slog.LevelInfo {
+		return e.logger()
 	}
-	return e.logger()
+	if e.quiet == nil {
+		e.quiet = e.newLogger(slog.LevelWarn)
+	}
+	return e.quiet
+}
+
+func (e *env) newLogger(level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(e.stderr, opts)
+	if e.logFormat == "json" {
+		h = slog.NewJSONHandler(e.stderr, opts)
+	}
+	if e.maxSimilar > 0 {
+		rl := ratelimitlog.New(h, ratelimitlog.Config{Burst: e.maxSimilar, Interval: 10 * time.Second})
+		e.limiters = append(e.limiters, rl)
+		h = rl
+	}
+	return slog.New(h)
+}
+
+// flushLogs writes the counts of the log lines suppressed and not yet
+// reported.
+func (e *env) flushLogs() {
+	for _, rl := range e.limiters {
+		rl.Flush(context.Background())
+	}
 }
 
 // parseLevel reads --log.level; it refuses what is not one of the four
@@ -153,11 +184,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, assets A
 		fmt.Fprintf(stderr, "Try 'microtrigger --help'.\n")
 		return ExitUsage
 	}
+	if e.maxSimilar < 0 {
+		fmt.Fprintf(stderr, "microtrigger: --log.max-similar %d: want 0 (no limit) or more\n", e.maxSimilar)
+		fmt.Fprintf(stderr, "Try 'microtrigger --help'.\n")
+		return ExitUsage
+	}
 	if e.action == nil {
 		app.Usage(args)
 		return ExitUsage
 	}
 	err = e.action(ctx)
+	e.flushLogs()
 	var f failure
 	switch {
 	case err == nil:
@@ -184,6 +221,8 @@ func newApp(e *env) *kingpin.Application {
 	app.VersionFlag.PreAction(e.ask)
 	shared(app.Flag("log.format", "Log format: text or json."), "log.format").Default("text").EnumVar(&e.logFormat, "text", "json")
 	shared(app.Flag("log.level", "Log level: debug, info, warn or error."), "log.level").Default("info").StringVar(&e.logLevel)
+	shared(app.Flag("log.max-similar", "Most warnings and errors with one message logged per 10s; the rest are counted in one line after (0: no limit)."), "log.max-similar").
+		Default("10").IntVar(&e.maxSimilar)
 	for _, register := range []func(*kingpin.Application, *env){
 		registerRun,
 		registerBroker,
