@@ -21,11 +21,17 @@ import (
 //go:embed testdata/rules testdata/templates testdata/events/sample.jsonl
 var assets embed.FS
 
+// version is set by the linker alone (`make build`: go build -ldflags
+// "-X main.version=$(git describe --tags --always --dirty)"); nothing
+// writes it at run time. Empty, --version prints the module version or the
+// VCS revision the go command recorded.
+var version string
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rules, _ := fs.Sub(assets, "testdata/rules")
 	templates, _ := fs.Sub(assets, "testdata/templates")
 	sample, _ := assets.ReadFile("testdata/events/sample.jsonl")
-	os.Exit(cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, cli.Assets{Rules: rules, Templates: templates, Sample: sample}))
+	os.Exit(cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, cli.Assets{Rules: rules, Templates: templates, Sample: sample, Version: version}))
 }

@@ -20,9 +20,10 @@ type commandLine struct {
 	env   map[string]string
 }
 
-// envPrefix is the prefix of every environment variable the CLI reads
-// (kingpin's DefaultEnvars: MICROTRIGGER_<FLAG>, dots and dashes as
-// underscores).
+// envPrefix is the prefix of every environment variable the CLI reads:
+// MICROTRIGGER_<COMMAND>_<FLAG> for a command's own flags,
+// MICROTRIGGER_<FLAG> for the shared ones (--brokers, --log.format, …);
+// dots and dashes as underscores.
 const envPrefix = "MICROTRIGGER_"
 
 var (
@@ -148,13 +149,20 @@ func flagValue(args []string, name string) (string, bool) {
 }
 
 // setting returns a flag's value from the args, else from its environment
-// variable.
+// variable: the command's (MICROTRIGGER_SINK_STATE_DIR), else the shared
+// one (MICROTRIGGER_BROKERS). commandLineProblems checks that the
+// environment holds no other.
 func (c commandLine) setting(name string) (string, bool) {
 	if v, ok := flagValue(c.args, name); ok {
 		return v, true
 	}
-	v, ok := c.env[envPrefix+strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(name))]
-	return v, ok
+	upper := strings.NewReplacer(".", "_", "-", "_", " ", "_").Replace
+	for _, n := range []string{envPrefix + strings.ToUpper(upper(c.args[0]+"_"+name)), envPrefix + strings.ToUpper(upper(name))} {
+		if v, ok := c.env[n]; ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func TestCheckCommandLineRefuses(t *testing.T) {
@@ -171,7 +179,9 @@ func TestCheckCommandLineRefuses(t *testing.T) {
 		{commandLine{args: []string{"processor", "--rules=r"}}, "'--state-dir' not provided"},
 		{commandLine{args: []string{"sink", "--state-dir=s", "--sendgrid.api-key=SG.x"}}, "unknown long flag '--sendgrid.api-key'"},
 		{commandLine{args: []string{"sink", "--state-dir=s"}, env: map[string]string{"MICROTRIGGER_SENDGRID_APIKEY": "x"}}, "MICROTRIGGER_SENDGRID_APIKEY is read by no flag"},
-		{commandLine{args: []string{"sink", "--state-dir=s"}, env: map[string]string{"MICROTRIGGER_SENDGRID_TIMEOUT": "long"}}, `invalid duration "long"`},
+		{commandLine{args: []string{"sink", "--state-dir=s"}, env: map[string]string{"MICROTRIGGER_SINK_SENDGRID_TIMEOUT": "long"}}, `invalid duration "long"`},
+		{commandLine{args: []string{"sink", "--state-dir=s"}, env: map[string]string{"MICROTRIGGER_INSTANCE_ID": "sink-0"}}, "MICROTRIGGER_INSTANCE_ID is read by no flag"},
+		{commandLine{args: []string{"processor", "--rules=r"}, env: map[string]string{"MICROTRIGGER_STATE_DIR": "s"}}, "MICROTRIGGER_STATE_DIR is not read: --state-dir of `microtrigger processor` reads MICROTRIGGER_PROCESSOR_STATE_DIR"},
 	} {
 		ps := strings.Join(commandLineProblems(t, tc.c), "\n")
 		if !strings.Contains(ps, tc.want) {
@@ -181,6 +191,6 @@ func TestCheckCommandLineRefuses(t *testing.T) {
 	checkCommandLine(t, commandLine{
 		where: "a good command line",
 		args:  []string{"sink", "--brokers", "kafka:9092", "--state-dir=s", "--log.format=json"},
-		env:   map[string]string{"MICROTRIGGER_INSTANCE_ID": "sink-0", "MICROTRIGGER_SENDGRID_API_KEY": "from a Secret"},
+		env:   map[string]string{"MICROTRIGGER_SINK_INSTANCE_ID": "sink-0", "MICROTRIGGER_SENDGRID_API_KEY": "from a Secret"},
 	})
 }

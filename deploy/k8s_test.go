@@ -261,8 +261,8 @@ type component struct {
 }
 
 var components = []component{
-	{"microtrigger-processor", "processor", []string{envPrefix + "TRANSACTIONAL_ID", envPrefix + "INSTANCE_ID"}},
-	{"microtrigger-sink", "sink", []string{envPrefix + "INSTANCE_ID"}},
+	{"microtrigger-processor", "processor", []string{envPrefix + "PROCESSOR_TRANSACTIONAL_ID", envPrefix + "PROCESSOR_INSTANCE_ID"}},
+	{"microtrigger-sink", "sink", []string{envPrefix + "SINK_INSTANCE_ID"}},
 }
 
 // container returns the StatefulSet's one container and its command line,

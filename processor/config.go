@@ -127,8 +127,9 @@ type Config struct {
 	SnapshotUsers int
 	// MaxCompactionLag is the longest max.compaction.lag.ms the changelog
 	// may have: an erased user's earlier values stay in the changelog's
-	// history until the broker compacts it, so New refuses a changelog
-	// that may keep them longer. Default 24h; negative skips the check.
+	// history until the broker compacts it, so Run refuses a changelog
+	// that may keep them longer. Default 24h; negative skips this check
+	// (Run refuses a changelog that is not compacted anyway).
 	MaxCompactionLag time.Duration
 	// Limits bounds per-user state; zero takes state.DefaultLimits.
 	Limits state.Limits

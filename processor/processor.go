@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -434,33 +435,52 @@ func (p *Processor) countPartitions(ctx context.Context, cl *kgo.Client) error {
 	return p.checkCompaction(ctx, cl)
 }
 
-// compactionProblem says what is wrong with a changelog's cleanup.policy
-// and max.compaction.lag.ms (nil: not reported by the broker) for a bound.
-func compactionProblem(topic string, policy, lag *string, bound time.Duration) error {
-	if policy != nil && !strings.Contains(*policy, "compact") {
-		return fmt.Errorf("changelog topic %q has cleanup.policy=%s: it must be compact", topic, *policy)
+// changelogConfig is what the broker reports of a changelog's
+// configuration; nil for what it does not report.
+type changelogConfig struct {
+	policy, lag, retention *string
+}
+
+// compactionProblem says what is wrong with a changelog's configuration:
+// it must be compacted, and kept (a policy that deletes too must keep
+// records forever), or a restore misses the users the broker deleted; with
+// a bound (negative: none), its max.compaction.lag.ms must be no longer.
+func compactionProblem(topic string, c changelogConfig, bound time.Duration) error {
+	if c.policy != nil {
+		alter := func(cfg string) string {
+			return fmt.Sprintf("kafka-configs.sh --bootstrap-server BROKER --alter --entity-type topics --entity-name %s --add-config %s", topic, cfg)
+		}
+		policies := strings.Split(strings.ReplaceAll(*c.policy, " ", ""), ",")
+		if !slices.Contains(policies, "compact") {
+			return fmt.Errorf("changelog topic %q has cleanup.policy=%s: it must be compact, or the broker deletes users' state by age and a restore misses them; "+
+				"set it (%s) or create the topic with --config cleanup.policy=compact", topic, *c.policy, alter("cleanup.policy=compact"))
+		}
+		if slices.Contains(policies, "delete") && c.retention != nil && *c.retention != "-1" {
+			return fmt.Errorf("changelog topic %q has cleanup.policy=%s and retention.ms=%s: the broker deletes the state of users unchanged that long, and a restore misses them; "+
+				"set cleanup.policy=compact (%s) or retention.ms=-1", topic, *c.policy, *c.retention, alter("cleanup.policy=compact"))
+		}
 	}
-	if lag == nil {
+	if bound < 0 || c.lag == nil {
 		return nil
 	}
 	max := int64(bound / time.Millisecond)
-	if ms, err := strconv.ParseInt(*lag, 10, 64); err != nil || ms > max {
+	if ms, err := strconv.ParseInt(*c.lag, 10, 64); err != nil || ms > max {
 		return fmt.Errorf("changelog topic %q has max.compaction.lag.ms=%s: an erased user's earlier state could stay in its history "+
 			"longer than %s; set it to at most %d (kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config max.compaction.lag.ms=%d), "+
-			"or raise --changelog.max-compaction-lag", topic, *lag, bound, max, topic, max)
+			"or raise --changelog.max-compaction-lag", topic, *c.lag, bound, max, topic, max)
 	}
 	return nil
 }
 
-// checkCompaction refuses a changelog whose broker may keep an erased
-// user's earlier values without bound: an erasure overwrites the user's
-// keys, but the values before stay in the log until it is compacted, and
-// max.compaction.lag.ms is what bounds that.
+// checkCompaction refuses a changelog the broker does not compact, or
+// deletes from: the changelog is the partitions' state, and what the
+// broker deletes a restore never sees. With a MaxCompactionLag, it also
+// refuses one whose broker may keep an erased user's earlier values without
+// bound: an erasure overwrites the user's keys, but the values before stay
+// in the log until it is compacted, and max.compaction.lag.ms is what bounds
+// that.
 func (p *Processor) checkCompaction(ctx context.Context, cl *kgo.Client) error {
 	bound := p.cfg.MaxCompactionLag
-	if bound < 0 {
-		return nil
-	}
 	topic := p.cfg.Topics.Changelog
 	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
 	if err != nil {
@@ -473,20 +493,27 @@ func (p *Processor) checkCompaction(ctx context.Context, cl *kgo.Client) error {
 	if err != nil {
 		return fmt.Errorf("read the configuration of changelog topic %q: %w", topic, err)
 	}
-	var policy, lag *string
-	for _, c := range rc.Configs {
-		switch c.Key {
+	var c changelogConfig
+	for _, kv := range rc.Configs {
+		switch kv.Key {
 		case "cleanup.policy":
-			policy = c.Value
+			c.policy = kv.Value
 		case "max.compaction.lag.ms":
-			lag = c.Value
+			c.lag = kv.Value
+		case "retention.ms":
+			c.retention = kv.Value
 		}
 	}
-	if err := compactionProblem(topic, policy, lag, bound); err != nil || lag != nil {
+	if err := compactionProblem(topic, c, bound); err != nil {
 		return err
 	}
-	p.cfg.Logger.Warn("the broker does not report max.compaction.lag.ms of the changelog: erasure reaches the changelog's history only when it compacts",
-		"topic", topic)
+	if c.policy == nil {
+		p.cfg.Logger.Warn("the broker does not report cleanup.policy of the changelog: it must be compact", "topic", topic)
+	}
+	if bound >= 0 && c.lag == nil {
+		p.cfg.Logger.Warn("the broker does not report max.compaction.lag.ms of the changelog: erasure reaches the changelog's history only when it compacts",
+			"topic", topic)
+	}
 	return nil
 }
 

@@ -95,6 +95,23 @@ func (e *env) backtest(ctx context.Context, f *backtestFlags, k *kafkaFlags) err
 		}
 		cfg.Grace = &g
 	}
+	for _, d := range []struct{ flag, path, what string }{
+		{"--rules", f.rules, aRulePack},
+		{"--compare", f.compare, aRulePack},
+		{"--templates", f.templates, aTemplates},
+		{"--state-dir", f.stateDir, "an existing directory for the replay's temporary state"},
+	} {
+		if d.path != "" {
+			if err := e.needDir("backtest", d.flag, d.path, d.what); err != nil {
+				return err
+			}
+		}
+	}
+	if f.input != "" && f.input != "-" {
+		if err := e.needFile("backtest", "--input", f.input, aJSONLInput); err != nil {
+			return err
+		}
+	}
 	if cfg.Pack, err = e.loadPack(f.rules, f.templates); err != nil {
 		return err
 	}
@@ -114,7 +131,10 @@ func (e *env) backtest(ctx context.Context, f *backtestFlags, k *kafkaFlags) err
 
 	res, err := backtest.Run(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("backtest: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s holds no complete output of this run: %w", f.out, err)
+		}
+		return err
 	}
 	if err := report.WriteSummary(e.stdout, res.Report); err != nil {
 		return err

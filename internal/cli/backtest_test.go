@@ -45,12 +45,13 @@ func TestBacktestFailures(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bad, "t.yaml"), []byte("triggers:\n  - name: x\n    on: [page]\n    when: nope(\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCLI(t, "backtest", "--rules", bad, "--input", "missing.jsonl", "--out", t.TempDir())
+	code, _, stderr := runCLI(t, "backtest", "--rules", bad, "--input", "../../processor/backtest/testdata/clickstream.jsonl", "--out", t.TempDir())
 	if code != ExitFailures || !strings.Contains(stderr, "t.yaml:") {
 		t.Errorf("bad rules: exit %d, stderr %q", code, stderr)
 	}
+	// An input that is not there is a usage error, found before the replay.
 	code, _, stderr = runCLI(t, "backtest", "--rules", "../../processor/backtest/testdata/rules", "--input", filepath.Join(t.TempDir(), "missing.jsonl"), "--out", t.TempDir())
-	if code != ExitFailures || !strings.Contains(stderr, "open input") {
+	if code != ExitUsage || !strings.Contains(stderr, "missing.jsonl: no such file") {
 		t.Errorf("missing input: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -61,7 +62,7 @@ func TestBacktest(t *testing.T) {
 	out := t.TempDir()
 	t.Chdir("../../processor/backtest")
 	// Flags also come from the environment.
-	t.Setenv("MICROTRIGGER_CONVERSION_WINDOW", "7d")
+	t.Setenv("MICROTRIGGER_BACKTEST_CONVERSION_WINDOW", "7d")
 	code, stdout, stderr := runCLI(t, "backtest", "--rules", "testdata/rules", "--compare", "testdata/rules-noholdout",
 		"--input", "testdata/clickstream.jsonl", "--from", "2026-03-02T08:00:00Z", "--to", "2026-03-11T09:00:00Z",
 		"--out", out, "--progress", "lines")
@@ -91,8 +92,8 @@ func TestBacktest(t *testing.T) {
 func TestBacktestEnvironment(t *testing.T) {
 	out := t.TempDir()
 	t.Chdir("../../processor/backtest")
-	t.Setenv("MICROTRIGGER_INPUT", "testdata/clickstream.jsonl")
-	t.Setenv("MICROTRIGGER_CONVERSION_EVENT", "Checkout Started")
+	t.Setenv("MICROTRIGGER_BACKTEST_INPUT", "testdata/clickstream.jsonl")
+	t.Setenv("MICROTRIGGER_BACKTEST_CONVERSION_EVENT", "Checkout Started")
 	code, stdout, stderr := runCLI(t, "backtest", "--rules", "testdata/rules", "--out", out, "--progress", "none")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)

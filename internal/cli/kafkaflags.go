@@ -25,19 +25,24 @@ type kafkaFlags struct {
 	saslPassFile  string
 }
 
+// addKafkaFlags adds the connection flags. They mean the same for every
+// command, so they read the same variables (MICROTRIGGER_BROKERS, …).
 func addKafkaFlags(cmd *kingpin.CmdClause, k *kafkaFlags, brokersDefault string) {
-	f := cmd.Flag("brokers", "Kafka seed brokers, comma separated (host:port,...).")
+	f := shared(cmd.Flag("brokers", "Kafka seed brokers, comma separated (host:port,...)."), "brokers")
 	if brokersDefault != "" {
 		f.Default(brokersDefault)
 	}
 	f.StringVar(&k.brokers)
-	cmd.Flag("tls", "Connect to the brokers over TLS.").BoolVar(&k.tls)
-	cmd.Flag("tls.ca", "PEM file of CA certificates for the brokers (implies --tls).").StringVar(&k.tlsCA)
-	cmd.Flag("tls.server-name", "Server name to verify in the brokers' certificates.").StringVar(&k.tlsServerName)
-	cmd.Flag("sasl.mechanism", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.").EnumVar(&k.saslMechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-	cmd.Flag("sasl.user", "SASL user name.").StringVar(&k.saslUser)
-	cmd.Flag("sasl.password-file", "File holding the SASL password (else $MICROTRIGGER_SASL_PASSWORD).").StringVar(&k.saslPassFile)
+	shared(cmd.Flag("tls", "Connect to the brokers over TLS."), "tls").BoolVar(&k.tls)
+	shared(cmd.Flag("tls.ca", "PEM file of CA certificates for the brokers (implies --tls)."), "tls.ca").StringVar(&k.tlsCA)
+	shared(cmd.Flag("tls.server-name", "Server name to verify in the brokers' certificates."), "tls.server-name").StringVar(&k.tlsServerName)
+	shared(cmd.Flag("sasl.mechanism", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."), "sasl.mechanism").EnumVar(&k.saslMechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+	shared(cmd.Flag("sasl.user", "SASL user name."), "sasl.user").StringVar(&k.saslUser)
+	shared(cmd.Flag("sasl.password-file", "File holding the SASL password (else $"+envSASLPassword+")."), "sasl.password-file").StringVar(&k.saslPassFile)
 }
+
+// envSASLPassword holds the SASL password when no password file is given.
+const envSASLPassword = "MICROTRIGGER_SASL_PASSWORD"
 
 func (k *kafkaFlags) seeds() []string {
 	var out []string
@@ -72,7 +77,7 @@ func (k *kafkaFlags) opts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
 	if k.saslMechanism != "" {
-		pass, err := readSecret(k.saslPassFile, "MICROTRIGGER_SASL_PASSWORD")
+		pass, err := readSecret(k.saslPassFile, envSASLPassword)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/microtrigger/microtrigger/internal/telemetry"
 	"github.com/microtrigger/microtrigger/processor"
-	"github.com/microtrigger/microtrigger/processor/rules"
 	"github.com/microtrigger/microtrigger/schema"
 )
 
@@ -42,7 +42,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Flag("heartbeat-interval", "How often the instance heartbeats (and learns of a rebalance).").Default("1s").DurationVar(&cfg.HeartbeatInterval)
 	cmd.Flag("rebalance-timeout", "How long a rebalance waits for every member to rejoin before dropping those that have not.").Default("15s").DurationVar(&cfg.RebalanceTimeout)
 	cmd.Flag("tick", "How often timers are checked when no event arrives.").Default("1s").DurationVar(&cfg.TickInterval)
-	cmd.Flag("changelog.max-compaction-lag", "Refuse a changelog whose max.compaction.lag.ms is longer (erased users' history must not outlive it); 0 skips the check.").Default("24h").DurationVar(&maxLag)
+	cmd.Flag("changelog.max-compaction-lag", "Refuse a changelog whose max.compaction.lag.ms is longer (erased users' history must not outlive it); 0 skips this check (a changelog that is not compacted is refused anyway).").Default("24h").DurationVar(&maxLag)
 	cmd.Flag("cache-size", "Pebble block cache shared by all partitions' stores, in bytes.").Default("268435456").Int64Var(&cfg.CacheBytes)
 	cmd.Flag("snapshot.interval", "How often each partition's changed state is written to the changelog and Pebble.").Default("10s").DurationVar(&cfg.SnapshotInterval)
 	cmd.Flag("snapshot.users", "Snapshot a partition sooner once this many of its users changed (they stay in memory until then).").Default("20000").IntVar(&cfg.SnapshotUsers)
@@ -51,15 +51,19 @@ func registerProcessor(app *kingpin.Application, e *env) {
 	cmd.Action(e.selects(func(ctx context.Context) error {
 		opts, err := k.opts()
 		if err != nil {
+			return e.usageError("processor", "%v", err)
+		}
+		if err := e.needDir("processor", "--rules", rulesDir, aRulePack); err != nil {
 			return err
 		}
-		tmpl, err := templateSet(rulesDir, templates)
+		if templates != "" {
+			if err := e.needDir("processor", "--templates", templates, aTemplates); err != nil {
+				return err
+			}
+		}
+		pack, err := e.loadPack(rulesDir, templates)
 		if err != nil {
 			return err
-		}
-		pack, err := rules.Load(os.DirFS(rulesDir), rules.Options{Templates: tmpl})
-		if err != nil {
-			return fmt.Errorf("load rules %s:\n%w", rulesDir, err)
 		}
 		tel, err := telemetry.New()
 		if err != nil {
@@ -86,7 +90,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		}
 		p, err := processor.New(cfg)
 		if err != nil {
-			return err
+			return e.usageError("processor", "%v", err)
 		}
 		if cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
@@ -104,6 +108,9 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		g.Go(func() error {
 			return telemetry.Serve(gctx, metricsAddr, tel.Handler(telemetry.Probes{Live: p.Liveness, Ready: p.Readiness}))
 		})
-		return g.Wait()
+		if err := g.Wait(); err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+			return err
+		}
+		return nil // stopped, if only while starting: a server has nothing left undone
 	}))
 }

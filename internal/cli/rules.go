@@ -25,6 +25,14 @@ func registerRules(app *kingpin.Application, e *env) {
 	check.Arg("dir", "Rule pack directory.").Required().StringVar(&dir)
 	check.Flag("templates", "Template directory; every template a rule names must exist there (default: DIR/../templates when present).").StringVar(&templates)
 	check.Action(e.selects(func(context.Context) error {
+		if err := e.needDir("rules check", "DIR", dir, aRulePack); err != nil {
+			return err
+		}
+		if templates != "" {
+			if err := e.needDir("rules check", "--templates", templates, aTemplates); err != nil {
+				return err
+			}
+		}
 		tmpl, err := templateSet(dir, templates)
 		if err != nil {
 			return err
@@ -58,9 +66,19 @@ func registerRules(app *kingpin.Application, e *env) {
 		for _, r := range runs {
 			re, err := regexp.Compile(r)
 			if err != nil {
-				return fmt.Errorf("--run %q: %w", r, err)
+				return e.usageError("rules test", "--run %q: %v", r, err)
 			}
 			res = append(res, re)
+		}
+		if templates != "" {
+			if err := e.needDir("rules test", "--templates", templates, aTemplates); err != nil {
+				return err
+			}
+		}
+		for _, path := range files {
+			if err := e.needFile("rules test", "FILE", path, aRuleTest); err != nil {
+				return err
+			}
 		}
 		var all []rulestest.FileResult
 		zones := zoneinfo.New() // one for every file: each zone is loaded once
@@ -90,6 +108,9 @@ func registerRules(app *kingpin.Application, e *env) {
 				}
 				fmt.Fprint(e.stdout, r.Format())
 			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("not every test ran, and no --junit file was written: %w", ctx.Err())
 		}
 		if junit != "" {
 			if err := os.WriteFile(junit, rulestest.JUnit(all), 0o644); err != nil {

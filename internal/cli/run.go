@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +47,16 @@ type runOptions struct {
 }
 
 func (e *env) run(ctx context.Context, o runOptions) error {
+	if o.rulesDir != "" {
+		if err := e.needDir("run", "--rules", o.rulesDir, aRulePack); err != nil {
+			return err
+		}
+	}
+	if o.input != "" {
+		if err := e.needFile("run", "--input", o.input, "a JSONL file of events, one Segment envelope per line"); err != nil {
+			return err
+		}
+	}
 	sample := e.assets.Sample
 	if o.input != "" {
 		b, err := os.ReadFile(o.input)
@@ -162,6 +173,7 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 		}
 	}
 
+	var reported atomic.Bool
 	g, gctx := errgroup.WithContext(ctx)
 	pctx, stopProcessor := context.WithCancel(gctx)
 	defer stopProcessor()
@@ -183,6 +195,7 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 		if err := e.report(gctx, seeds, events, awaitDelivered); err != nil {
 			return err
 		}
+		reported.Store(true)
 		if o.follow {
 			fmt.Fprintf(e.stdout, "\nstill running (Ctrl-C to stop); watch with:\n  kcat -b %s -C -t send-commands -X isolation.level=read_committed\n  kcat -b %s -P -t events -K '|' -X partitioner=murmur2_random\n", addr, addr)
 			<-gctx.Done()
@@ -191,7 +204,10 @@ func (e *env) run(ctx context.Context, o runOptions) error {
 	})
 	err = g.Wait()
 	if ctx.Err() != nil {
-		return nil
+		if reported.Load() {
+			return nil // --follow, stopped after the report
+		}
+		return fmt.Errorf("stopped before the report: %w", ctx.Err())
 	}
 	return err
 }

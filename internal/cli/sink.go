@@ -125,7 +125,7 @@ func (e *env) sink(ctx context.Context, f *sinkFlags) error {
 	}
 	s, err := sink.New(cfg)
 	if err != nil {
-		return err
+		return e.usageError("sink", "%v", err)
 	}
 	if f.transport == "sendgrid" && f.hookListen == "" {
 		// Another process may serve the webhook into the same topics;
@@ -229,6 +229,9 @@ func (e *env) sinkTransport(f *sinkFlags, tel *telemetry.Telemetry) (sink.Transp
 	}
 	var tfs fs.FS = e.assets.Templates
 	if f.templates != "" {
+		if err := e.needDir("sink", "--templates", f.templates, aTemplates); err != nil {
+			return nil, err
+		}
 		tfs = os.DirFS(f.templates)
 	}
 	if tfs == nil {

@@ -1,9 +1,10 @@
 // Package kafkatest holds test helpers shared by the processor and sink
 // tests: an embedded kfake cluster on loopback with microtrigger's topics
 // (also one a test can stop and restart on its port and data directory, for
-// broker outages), a network a test can cut (a killed process), and helpers
-// that produce records and await records or a condition. Production code
-// never imports it.
+// broker outages), a network a test can cut (a killed process), addresses
+// of brokers that refuse connections or never answer, and helpers that
+// produce records and await records or a condition. Production code never
+// imports it.
 package kafkatest
 
 import (
@@ -195,4 +196,65 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 			t.Fatalf("%s: not within %s", what, timeout)
 		}
 	}
+}
+
+// ClosedPort returns a loopback address nothing listens on: a client's
+// dial is refused at once, as with a broker that is down.
+func ClosedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Silent is a loopback address that accepts connections and never answers,
+// as a broker behind a network that drops its replies: a client waits
+// until its own deadline. Connected receives once per connection accepted;
+// everything closes when the test ends.
+type Silent struct {
+	Addr      string
+	Connected <-chan struct{}
+}
+
+// SilentBroker starts a Silent listener.
+func SilentBroker(t testing.TB) Silent {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan struct{}, 64)
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return Silent{Addr: ln.Addr().String(), Connected: connected}
 }

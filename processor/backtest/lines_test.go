@@ -185,3 +185,21 @@ func FuzzReadLines(f *testing.F) {
 		}
 	})
 }
+
+// TestInterruptibleInput: a replay waiting for more standard input (a pipe
+// that stays open) stops when its context ends, after the lines it had.
+func TestInterruptibleInput(t *testing.T) {
+	pr, pw := io.Pipe() // never closed: more input could always come
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan *batch, 4)
+	errc := make(chan error, 1)
+	go func() { errc <- readLines(ctx, interruptible(ctx, pr), 0, 0, out) }()
+	if _, err := pw.Write([]byte(`{"type":"page","userId":"u1","messageId":"m1","timestamp":"2026-03-02T09:00:00Z"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("readLines: %v, want context.Canceled", err)
+	}
+}

@@ -74,7 +74,7 @@ func (s *fileSource) name() string { return s.path }
 
 func (s *fileSource) read(ctx context.Context, out chan<- *batch) error {
 	if s.path == "-" {
-		return readLines(ctx, os.Stdin, 0, s.maxSkew, out)
+		return readLines(ctx, interruptible(ctx, os.Stdin), 0, s.maxSkew, out)
 	}
 	f, err := os.Open(s.path)
 	if err != nil {
@@ -88,6 +88,21 @@ func (s *fileSource) read(ctx context.Context, out chan<- *batch) error {
 	return readLines(ctx, f, total, s.maxSkew, out)
 }
 
+// interruptible returns a reader of r whose reads end when ctx does, so
+// that an interrupted backtest stops rather than wait for input on a pipe
+// or a terminal (a read of standard input cannot be interrupted). The
+// copy of r stays blocked until r has more input or ends; the process is
+// stopping by then.
+func interruptible(ctx context.Context, r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+	return pr
+}
+
 func readLines(ctx context.Context, r io.Reader, total int64, maxSkew time.Duration, out chan<- *batch) error {
 	lr := newLineReader(r, schema.MaxEventBytes)
 	b := &batch{items: make([]item, 0, batchSize), total: total}
@@ -97,6 +112,9 @@ func readLines(ctx context.Context, r io.Reader, total int64, maxSkew time.Durat
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("read input after line %d: %w", no, err)
 		}
 		switch {
