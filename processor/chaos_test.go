@@ -16,6 +16,7 @@ import (
 	"github.com/microtrigger/microtrigger/internal/broker"
 	"github.com/microtrigger/microtrigger/internal/clickstream"
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
+	"github.com/microtrigger/microtrigger/internal/tooltest"
 	"github.com/microtrigger/microtrigger/processor"
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -138,7 +139,7 @@ func TestExactlyOnceThroughChaos(t *testing.T) {
 	t.Logf("%d events, %d commands expected", n, len(want))
 	compareIDs(t, "kgo read_committed", got, wantIDs)
 
-	if kcat, err := exec.LookPath("kcat"); err == nil {
+	if kcat := tooltest.Need(t, "kcat", "apt-get install kcat"); kcat != "" {
 		out, err := exec.Command(kcat, "-b", broker.Addr(cluster), "-C", "-t", schema.TopicCommands, "-o", "beginning", "-e", "-q",
 			"-X", "isolation.level=read_committed", "-f", "%s\n").Output()
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/microtrigger/microtrigger/internal/broker"
 	"github.com/microtrigger/microtrigger/internal/kafkatest"
+	"github.com/microtrigger/microtrigger/internal/tooltest"
 	"github.com/microtrigger/microtrigger/processor"
 	"github.com/microtrigger/microtrigger/schema"
 )
@@ -20,10 +21,7 @@ import (
 // event file into the broker with its default partitioner (CRC32, not
 // murmur2) and read the send-commands back with read_committed isolation.
 func TestKcatInterop(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed (.ci/run installs it)")
-	}
+	kcat := tooltest.Need(t, "kcat", "apt-get install kcat")
 	cluster, seeds := kafkatest.Cluster(t, 4)
 	addr := broker.Addr(cluster)
 	clock := processor.NewManualClock(t0.Add(-time.Hour))

@@ -11,20 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/microtrigger/microtrigger/internal/tooltest"
 )
 
 // chromium returns the headless browser the HTML test runs, or skips the
 // test when there is none (.ci/run installs Debian's chromium).
 func chromium(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("chromium is not installed (apt-get install chromium): the HTML report is not checked in a browser")
-	return ""
+	return tooltest.Need(t, "chromium", "apt-get install chromium: the HTML report is checked in a browser", "/usr/bin/chromium")
 }
 
 // browse runs headless chromium on a file with extra flags and returns its

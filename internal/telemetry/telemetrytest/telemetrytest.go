@@ -6,7 +6,6 @@ package telemetrytest
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/microtrigger/microtrigger/internal/tooltest"
 )
 
 // Gather returns the metric families g holds, by name, and fails the test
@@ -64,15 +65,7 @@ func Names(mfs map[string]*dto.MetricFamily) []string {
 // reason to check nothing.
 func Promtool(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("promtool is not on PATH, and CI is set: .ci/run installs it (apt-get install prometheus): %v", err)
-	}
-	t.Skip("promtool is not on PATH: apt-get install prometheus")
-	return ""
+	return tooltest.Need(t, "promtool", "apt-get install prometheus")
 }
 
 // RunPromtool runs promtool with args and stdin, and returns its combined
