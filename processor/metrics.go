@@ -58,7 +58,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	x.commands, _ = m.Int64Counter("microtrigger_processor_commands_total",
 		metric.WithDescription("Send-commands emitted, by trigger."))
 	x.suppressions, _ = m.Int64Counter("microtrigger_processor_suppressions_total",
-		metric.WithDescription("Firings that sent nothing (or were deferred: quiet_hours), by trigger and reason."))
+		metric.WithDescription("Firings that sent nothing (or were deferred: quiet_hours, send_window), by trigger and reason."))
 	x.timers, _ = m.Int64Counter("microtrigger_processor_timers_fired_total",
 		metric.WithDescription("User timers fired."))
 	x.evaluations, _ = m.Int64Counter("microtrigger_processor_rule_evaluations_total",

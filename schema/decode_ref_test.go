@@ -120,6 +120,11 @@ func edgeCases() []string {
 		`{"timestamp":5}`, `{"originalTimestamp":true}`, `{"sentAt":{}}`, `{"receivedAt":[]}`,
 		`{"context":5}`, `{"context":{"page":"x"}}`, `{"context":{"page":{"path":5}}}`,
 		`{"context":{"device":[1]}}`, `{"context":{"device":{"type":false}}}`, `{"context":{"userAgent":1}}`,
+		`{"context":{"campaign":"x"}}`, `{"context":{"campaign":{"source":7}}}`,
+		head + `,"context":{"campaign":{"source":"news","medium":"email","name":"spring","term":"t","content":"c","other":1}}}`,
+		head + `,"context":{"campaign":{"source":"a","Source":"b"}}}`,
+		head + `,"context":{"campaign":{"source":"a","source":"b"}}}`,
+		head + `,"context":{"campaign":null,"Campaign":{}}}`,
 		`{"properties":"x"}`, `{"traits":1}`, `{"type":{}}`, `{"event":[}`, `{"name":tru}`, `{"userId":nul}`,
 		`{"userId":nullx}`, `{"properties":nullx}`, `{"userId":-}`, `{"userId":01}`,
 		// Nesting beyond the key check's limit, with and without a

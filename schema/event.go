@@ -43,6 +43,7 @@ type Context struct {
 	Timezone  string      `json:"timezone,omitempty"`
 	Locale    string      `json:"locale,omitempty"`
 	Device    Device      `json:"device,omitzero"`
+	Campaign  Campaign    `json:"campaign,omitzero"`
 }
 
 // PageContext is context.page.
@@ -56,6 +57,16 @@ type PageContext struct {
 // Device is context.device.
 type Device struct {
 	Type string `json:"type,omitempty"`
+}
+
+// Campaign is context.campaign: the UTM parameters of the link that
+// brought the user (utm_source as source, and so on).
+type Campaign struct {
+	Name    string `json:"name,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Medium  string `json:"medium,omitempty"`
+	Term    string `json:"term,omitempty"`
+	Content string `json:"content,omitempty"`
 }
 
 // UserKey is the key that partitions the events topic and identifies the

@@ -994,6 +994,15 @@ func (d *decoder) context() {
 			default:
 				d.typeErr("context.device", "an object", v)
 			}
+		case "campaign":
+			bit = 32
+			switch v := d.b[d.i]; {
+			case v == '{':
+				d.campaign()
+			case d.isNull():
+			default:
+				d.typeErr("context.campaign", "an object", v)
+			}
 		default:
 			if !d.suspect && foldsToName(objContext, k) {
 				d.suspect = true
@@ -1078,6 +1087,52 @@ func (d *decoder) device() {
 			d.pushKey(base, k)
 			d.skip(3)
 		}
+		if d.fail != 0 {
+			return
+		}
+	}
+}
+
+// campaign reads context.campaign at d.i.
+func (d *decoder) campaign() {
+	d.i++ // {
+	var seen uint32
+	base := d.nkeys
+	c := &d.ev.Context.Campaign
+	for first := true; ; first = false {
+		ks, ke, esc, ok := d.member(first)
+		if !ok {
+			return
+		}
+		k := d.keyBytes(ks, ke, esc)
+		var bit uint32
+		switch string(k) {
+		case "name":
+			bit = 1
+			d.stringField(&c.Name, "context.campaign.name")
+		case "source":
+			bit = 2
+			d.stringField(&c.Source, "context.campaign.source")
+		case "medium":
+			bit = 4
+			d.stringField(&c.Medium, "context.campaign.medium")
+		case "term":
+			bit = 8
+			d.stringField(&c.Term, "context.campaign.term")
+		case "content":
+			bit = 16
+			d.stringField(&c.Content, "context.campaign.content")
+		default:
+			if !d.suspect && foldsToName(objCampaign, k) {
+				d.suspect = true
+			}
+			d.pushKey(base, k)
+			d.skip(3)
+		}
+		if seen&bit != 0 {
+			d.suspect = true
+		}
+		seen |= bit
 		if d.fail != 0 {
 			return
 		}

@@ -583,6 +583,7 @@ const (
 	refObjContext
 	refObjPage
 	refObjDevice
+	refObjCampaign
 	refObjProperties
 	refObjTraits
 )
@@ -902,6 +903,8 @@ func refChildKind(parent refObjKind, name string) refObjKind {
 		return refObjPage
 	case parent == refObjContext && name == "device":
 		return refObjDevice
+	case parent == refObjContext && name == "campaign":
+		return refObjCampaign
 	}
 	return refObjOther
 }
@@ -959,6 +962,8 @@ func (s *refKeyCheck) name(kind refObjKind, k []byte) string {
 			return "locale"
 		case "device":
 			return "device"
+		case "campaign":
+			return "campaign"
 		}
 	case refObjPage:
 		switch string(low) {
@@ -974,6 +979,11 @@ func (s *refKeyCheck) name(kind refObjKind, k []byte) string {
 	case refObjDevice:
 		if string(low) == "type" {
 			return "type"
+		}
+	case refObjCampaign:
+		switch string(low) {
+		case "name", "source", "medium", "term", "content":
+			return string(low)
 		}
 	case refObjTraits:
 		switch string(low) {

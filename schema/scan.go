@@ -73,6 +73,7 @@ const (
 	objContext
 	objPage
 	objDevice
+	objCampaign
 	objProperties
 	objTraits
 )
@@ -393,6 +394,8 @@ func childKind(parent objKind, name string) objKind {
 		return objPage
 	case parent == objContext && name == "device":
 		return objDevice
+	case parent == objContext && name == "campaign":
+		return objCampaign
 	}
 	return objOther
 }
@@ -455,6 +458,8 @@ func nameOf(kind objKind, k []byte, props []propertySpec) string {
 			return "locale"
 		case "device":
 			return "device"
+		case "campaign":
+			return "campaign"
 		}
 	case objPage:
 		switch string(low) {
@@ -470,6 +475,11 @@ func nameOf(kind objKind, k []byte, props []propertySpec) string {
 	case objDevice:
 		if string(low) == "type" {
 			return "type"
+		}
+	case objCampaign:
+		switch string(low) {
+		case "name", "source", "medium", "term", "content":
+			return string(low)
 		}
 	case objTraits:
 		switch string(low) {

@@ -25,14 +25,24 @@ const (
 	// SuppressQuietHours records a deferral, not a drop: Until says when
 	// the email will be sent.
 	SuppressQuietHours SuppressReason = "quiet_hours"
+	// SuppressSendWindow records a deferral too: the send fell outside
+	// its trigger's or step's send_window, and Until is the window's next
+	// opening, when the email will be sent.
+	SuppressSendWindow SuppressReason = "send_window"
 )
+
+// Deferral reports whether r records a deferral (the email goes at
+// Until), not a firing that sent nothing.
+func (r SuppressReason) Deferral() bool {
+	return r == SuppressQuietHours || r == SuppressSendWindow
+}
 
 // SuppressReasons lists every reason, in a stable order.
 func SuppressReasons() []SuppressReason {
 	return []SuppressReason{
 		SuppressNoConsent, SuppressUnsubscribed, SuppressBounced, SuppressFrequencyCap,
 		SuppressCooldown, SuppressInOtherSequence, SuppressHoldout, SuppressErased,
-		SuppressExited, SuppressNoEmail, SuppressQuietHours,
+		SuppressExited, SuppressNoEmail, SuppressQuietHours, SuppressSendWindow,
 	}
 }
 
@@ -45,7 +55,7 @@ type Suppression struct {
 	Variant  string         `json:"variant,omitempty"`
 	Reason   SuppressReason `json:"reason"`
 	At       time.Time      `json:"at"`
-	Until    time.Time      `json:"until,omitzero"` // quiet_hours: the new send time
+	Until    time.Time      `json:"until,omitzero"` // quiet_hours, send_window: the new send time
 }
 
 type suppressionJSON struct {

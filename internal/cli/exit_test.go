@@ -54,7 +54,7 @@ func TestExitCodes(t *testing.T) {
 			says: []string{`--log.level "verbose": want debug, info, warn or error`}},
 		{name: "bad log level from the environment", args: []string{"rules", "check", rulesDir}, env: map[string]string{"MICROTRIGGER_LOG_LEVEL": "loud"}, code: ExitUsage,
 			says: []string{`--log.level "loud"`}},
-		{name: "log level in capitals", args: []string{"--log.level", "WARN", "rules", "check", rulesDir}, code: ExitOK, says: []string{"OK: 12 triggers"}},
+		{name: "log level in capitals", args: []string{"--log.level", "WARN", "rules", "check", rulesDir}, code: ExitOK, says: []string{"OK: 13 triggers"}},
 		{name: "bad log limit", args: []string{"--log.max-similar=-1", "rules", "check", rulesDir}, code: ExitUsage, says: []string{"--log.max-similar -1: want 0 (no limit) or more"}},
 		{name: "bad log format", args: []string{"--log.format", "xml", "rules", "check", rulesDir}, code: ExitUsage, says: []string{"enum value must be one of text,json"}},
 

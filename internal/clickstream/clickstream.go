@@ -1,7 +1,8 @@
 // Package clickstream generates synthetic tracker traffic from a seed: users
 // with traits, each following one of the behaviours of SCENARIOS.md (a
 // pricing revisit, an abandoned cart, a hesitant checkout, ...) amid ordinary
-// browsing (one browsing user in ten saves a product to the wishlist).
+// browsing (one browsing user in ten saves a product to the wishlist,
+// another starts a trial on a phone from a paid campaign).
 // Benchmarks use it for their million-event streams and the
 // differential tests for streams that exercise every trigger. The same seed
 // gives the same stream, byte for byte; nothing here is used at run time.
@@ -136,6 +137,20 @@ func (g *gen) user(c Config, i int, behaviours []string) {
 		// so that the rest of the stream is what it was without it.
 		m := track("Product Added to Wishlist", map[string]any{"product_id": "p2", "name": "Desk Lamp", "price": 45.0}, "/products/p2")
 		m["messageId"] = id + "-wishlist"
+		g.emitAs(t, id, m)
+	}
+	if behaviour == "browse" && i%10 == 5 {
+		// Another one in ten starts a trial on a phone, from a paid
+		// search ad (trial-mobile-app reads the event's context), in
+		// the same way: no random draw.
+		m := track("Trial Started", nil, "/signup")
+		m["messageId"] = id + "-trial"
+		m["context"] = map[string]any{
+			"page":     map[string]any{"path": "/signup", "referrer": "https://www.google.com/"},
+			"device":   map[string]any{"type": "mobile"},
+			"locale":   "en-US",
+			"campaign": map[string]any{"source": "google", "medium": "cpc", "name": "spring-trial"},
+		}
 		g.emitAs(t, id, m)
 	}
 	n := 1

@@ -97,8 +97,12 @@ func (s *step) apply(ev *schema.Event) {
 	if u.FirstSeen.IsZero() || t.Before(u.FirstSeen) {
 		u.FirstSeen = t
 	}
+	latest := !t.Before(u.LastEvent)
 	if t.After(u.LastEvent) {
 		u.LastEvent = t
+	}
+	if d := ev.Context.Device.Type; d != "" && latest {
+		u.Device = d
 	}
 	s.session(t)
 	if u.LastSeen == nil {

@@ -63,7 +63,7 @@ func newEngine(pack *rules.Pack) *engine.Engine {
 //	    A generated clickstream through the example pack, digested
 //	    (replay_test.go).
 //
-// Every input prints its send-commands, suppressions (a quiet-hours
+// Every input prints its send-commands, suppressions (a quiet_hours or send_window
 // deferral as "defer", with its new time), rule errors and the user's next
 // due time; times are UTC with the user's local time beside them.
 func TestEngine(t *testing.T) {
@@ -430,7 +430,7 @@ func (h *harness) print(b *strings.Builder, u *state.User, res *engine.Result) {
 	for i := range res.Suppressions {
 		s := &res.Suppressions[i]
 		verb := "suppress"
-		if s.Reason == schema.SuppressQuietHours {
+		if s.Reason.Deferral() {
 			verb = "defer"
 		}
 		fmt.Fprintf(b, "%s %s/%d %s %s at %s", verb, s.Trigger, s.Step, s.Template, s.Reason, h.when(u, s.At))

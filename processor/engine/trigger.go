@@ -201,6 +201,14 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 			return 0, true
 		}
 	}
+	if w := st.SendWindow; w != nil {
+		if opens, outside := w.Next(s.now, s.location()); outside {
+			s.suppress(t, run, i, schema.SuppressSendWindow, opens)
+			run.Due = opens
+			run.Deferred = true
+			return 0, true
+		}
+	}
 	run.Deferred = false
 	if reason := policy.Capacity(&s.e.policy, s.u.Sends, s.reserved(t), s.now, s.location()); reason != "" {
 		s.suppress(t, run, i, reason, time.Time{})

@@ -82,6 +82,26 @@ func TestPolicy(t *testing.T) {
 						fmt.Fprintf(&b, "%s: not quiet\n", when(at, loc))
 					}
 				}
+			case "window":
+				loc := zone(t, d)
+				w := policy.SendWindow{Start: clock(t, d, "start"), End: clock(t, d, "end")}
+				var days []string
+				d.ScanArgs(t, "days", &days)
+				for _, s := range days {
+					wd, err := policy.ParseDay(s)
+					if err != nil {
+						d.Fatalf(t, "days: %v", err)
+					}
+					w.Days[wd] = true
+				}
+				for _, l := range lines(d) {
+					at := parseTime(t, d, l)
+					if opens, outside := w.Next(at, loc); outside {
+						fmt.Fprintf(&b, "%s: outside, opens %s\n", when(at, loc), when(opens, loc))
+					} else {
+						fmt.Fprintf(&b, "%s: inside\n", when(at, loc))
+					}
+				}
 			case "rank":
 				var ranks []policy.Rank
 				for _, l := range lines(d) {

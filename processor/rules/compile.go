@@ -51,6 +51,9 @@ type compiler struct {
 	env  *cel.Env
 	opts Options
 	e    *yamlpos.Errors
+	// quiet are the pack's quiet hours (nil: none), which a send window
+	// must not lie in whole.
+	quiet *policy.QuietHours
 }
 
 func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
@@ -87,7 +90,7 @@ func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
 		e.Add(Pos{File: "."}, "build CEL environment: %v", err)
 		return p
 	}
-	c := &compiler{env: env, opts: opts, e: e}
+	c := &compiler{env: env, opts: opts, e: e, quiet: p.Policy.Quiet}
 	for _, n := range raw.aggs {
 		f := n.Fields(&yamlpos.Errors{}, "", aggFields()...) // errors were reported by declareAggregate
 		name := ""
@@ -307,7 +310,7 @@ func triggerFields() []string {
 	return []string{
 		"name", "description", "intent", "priority", "on", "when", "wait", "recheck", "restart",
 		"exit_on", "cooldown", "expire_after", "reentry", "holdout", "variants", "template", "data", "steps",
-		"quiet_hours",
+		"quiet_hours", "send_window",
 	}
 }
 
@@ -378,6 +381,10 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 	if h := f["holdout"]; h != nil {
 		t.Holdout = share(h, e, what+": holdout")
 	}
+	var window *policy.SendWindow
+	if w := f["send_window"]; w != nil {
+		window = c.sendWindow(w, what+": send_window", t.QuietHours)
+	}
 	if d := f["data"]; d != nil {
 		t.Data = c.data(d, what+": data")
 	}
@@ -400,6 +407,15 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 		t.Steps = []Step{{Template: name}}
 	default:
 		e.Add(n.Pos, "%s: needs a template or steps", what)
+	}
+	for i := range t.Steps {
+		st := &t.Steps[i]
+		if st.window != nil {
+			st.SendWindow = c.sendWindow(st.window, fmt.Sprintf("%s: step %d: send_window", what, i+1), t.QuietHours)
+			st.window = nil
+		} else {
+			st.SendWindow = window
+		}
 	}
 	if r := f["restart"]; r != nil {
 		t.Restart, _ = r.Bool(e, what+": restart")
@@ -469,7 +485,7 @@ func (c *compiler) exits(n *yamlpos.Node, what string) []Exit {
 }
 
 func (c *compiler) step(n *yamlpos.Node, what string) Step {
-	f := n.Fields(c.e, what, "template", "delay", "when", "data")
+	f := n.Fields(c.e, what, "template", "delay", "when", "data", "send_window")
 	var s Step
 	if f == nil {
 		return s
@@ -489,7 +505,79 @@ func (c *compiler) step(n *yamlpos.Node, what string) Step {
 	if d := f["data"]; d != nil {
 		s.Data = c.data(d, what+": data")
 	}
+	// Read by the trigger, once the pack's quiet hours and the
+	// trigger's quiet_hours are known.
+	s.window = f["send_window"]
 	return s
+}
+
+// sendWindow reads a send_window: {start: "HH:MM", end: "HH:MM", days:
+// [mon, ...]}. start and end go together (without them, whole days);
+// days defaults to every day. A window that quiet hours cover whole is
+// refused when the trigger honours them, since nothing could be sent.
+func (c *compiler) sendWindow(n *yamlpos.Node, what string, honoursQuiet bool) *policy.SendWindow {
+	e := c.e
+	f := n.Fields(e, what, "start", "end", "days")
+	if f == nil {
+		return nil
+	}
+	w := &policy.SendWindow{}
+	ok := true
+	switch sn, en := f["start"], f["end"]; {
+	case sn == nil && en == nil:
+	case sn == nil || en == nil:
+		e.Add(n.Pos, "%s needs both start and end (HH:MM), or neither for whole days", what)
+		ok = false
+	default:
+		for _, part := range []struct {
+			name string
+			node *yamlpos.Node
+			dst  *int
+		}{{"start", sn, &w.Start}, {"end", en, &w.End}} {
+			s, sok := part.node.Str(e, what+"."+part.name)
+			if !sok {
+				ok = false
+				continue
+			}
+			m, err := policy.ParseClock(s)
+			if err != nil {
+				e.Add(part.node.Pos, "%s.%s: %v", what, part.name, err)
+				ok = false
+			}
+			*part.dst = m
+		}
+	}
+	if dn := f["days"]; dn == nil {
+		for i := range w.Days {
+			w.Days[i] = true
+		}
+	} else {
+		days, nodes := dn.StrList(e, what+".days")
+		if dn.Kind == yamlpos.Seq && len(dn.Items) == 0 {
+			e.Add(dn.Pos, "%s.days must name at least one day", what)
+			ok = false
+		}
+		for i, d := range days {
+			wd, err := policy.ParseDay(d)
+			switch {
+			case err != nil:
+				e.Add(nodes[i].Pos, "%s.days: %v", what, err)
+				ok = false
+			case w.Days[wd]:
+				e.Add(nodes[i].Pos, "%s.days: %s appears twice", what, d)
+				ok = false
+			}
+			w.Days[wd] = true
+		}
+	}
+	if !ok {
+		return nil
+	}
+	if honoursQuiet && w.Quiet(c.quiet) {
+		e.Add(n.Pos, "%s: the window lies inside the policy's quiet hours, so nothing could be sent; move it, or give the trigger quiet_hours: false", what)
+		return nil
+	}
+	return w
 }
 
 func variantFields() []string {

@@ -29,6 +29,11 @@ type Event struct {
 	URL        string         `json:"url"`
 	Properties map[string]any `json:"properties"`
 	Traits     map[string]any `json:"traits"`
+	// Context is the event's context as the decoder reads it:
+	// event.context.device.type, .userAgent, .locale, .timezone,
+	// .page.{path,url,title,referrer} and .campaign.{name,source,medium,
+	// term,content}, each "" when the event has none.
+	Context schema.Context `json:"context"`
 }
 
 // EventOf builds the CEL view of an event.
@@ -36,6 +41,7 @@ func EventOf(ev *schema.Event) Event {
 	return Event{
 		ID: ev.MessageID, Name: ev.Key(), Type: ev.Type, Time: ev.Timestamp,
 		Path: ev.Path(), URL: ev.Context.Page.URL, Properties: ev.Properties, Traits: ev.Traits,
+		Context: ev.Context,
 	}
 }
 

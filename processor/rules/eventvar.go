@@ -84,6 +84,9 @@ func (c *compiler) refuseEvent(uses []eventUse, what string) bool {
 		if u.entry != "" {
 			fix = "write " + u.entry
 		}
+		if u.use == "event.context" {
+			fix += "; the user's latest device type is user.device"
+		}
 		c.e.Add(u.pos, "%s: %s: event is not defined here: a run evaluates recheck and its steps' when and data when its timer fires, not on an event; the event that started the run is entry: %s",
 			what, u.use, fix)
 	}

@@ -213,6 +213,12 @@ type Step struct {
 	Delay    time.Duration // after the previous step (or the firing)
 	When     *Program      // nil: always
 	Data     []DataField
+	// SendWindow, when set, is when the step may send in the user's
+	// local time (the step's own, else the trigger's); a send outside it
+	// is deferred to its next opening.
+	SendWindow *policy.SendWindow
+
+	window *yamlpos.Node // the step's send_window, while compiling
 }
 
 // DataField is one merge-data entry: a name and the CEL expression giving it.

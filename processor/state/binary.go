@@ -236,8 +236,22 @@ func (e *enc) user(u *User) error {
 		e.str(s.Trigger)
 		e.int(s.Step)
 	}
+	// Fields added after the layout was fixed follow as tagged
+	// extensions, each written only when set, so a state without them
+	// has the bytes it had before they existed (and stored states decode
+	// as they are).
+	if u.Device != "" {
+		e.b = append(e.b, extDevice)
+		e.str(u.Device)
+	}
 	return nil
 }
+
+// Tags of the extensions that follow the fixed layout, in increasing
+// order; a reader refuses a tag it does not know.
+const (
+	extDevice byte = iota + 1
+)
 
 // dec reads what enc wrote; any inconsistency sets err and yields zero
 // values, so a corrupt value is refused, never a panic.
@@ -475,8 +489,24 @@ func (d *dec) user() *User {
 			u.Sends[i] = Send{At: d.time(), Trigger: d.str(), Step: d.int()}
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail()
+	last := byte(0)
+	for d.err == nil && len(d.b) != 0 {
+		tag := d.b[0]
+		d.b = d.b[1:]
+		if tag <= last {
+			d.fail()
+			break
+		}
+		last = tag
+		switch tag {
+		case extDevice:
+			u.Device = d.str()
+			if u.Device == "" {
+				d.fail()
+			}
+		default:
+			d.fail()
+		}
 	}
 	return u
 }

@@ -72,6 +72,9 @@ func randomUser(r *rand.Rand) *User {
 		u.Triggers["running"] = &Trigger{Runs: 1, Run: &Run{Seq: 1, Started: tm(), Phase: PhaseStep, Step: 1, Due: tm(),
 			Deferred: true, Variant: "B", Sent: 1, Last: tm(), Entry: Entry{ID: str(), Name: "page", Time: tm(), Path: "/x", Properties: obj()}}}
 	}
+	if r.IntN(2) == 0 {
+		u.Device = str()
+	}
 	return u
 }
 

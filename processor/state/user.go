@@ -17,6 +17,10 @@ type User struct {
 	// Zone is the time zone from the latest event context, used when the
 	// traits name none.
 	Zone string `json:"zone,omitempty"`
+	// Device is context.device.type of the latest event (by event time)
+	// that named one: "mobile", "tablet", ... ("" until one does). Rules
+	// read it as user.device.
+	Device string `json:"device,omitempty"`
 
 	FirstSeen time.Time `json:"first_seen,omitzero"`
 	// LastEvent is the time of the latest event applied (any kind).

@@ -55,7 +55,7 @@ func TestLocalGolden(t *testing.T) {
 func TestEveryTemplateGuardsAbsentData(t *testing.T) {
 	l := loadProductTemplates(t)
 	want := []string{"pricing-help", "cart-reminder", "cart-incentive", "cart-last-call", "checkout-discount",
-		"product-interest", "demo-help", "form-help", "expert-qa", "see-pricing", "we-miss-you", "support-offer", "vip-cart", "wishlist-reminder"}
+		"product-interest", "demo-help", "form-help", "expert-qa", "see-pricing", "we-miss-you", "support-offer", "vip-cart", "wishlist-reminder", "trial-mobile-app"}
 	for _, name := range want {
 		for _, data := range []map[string]any{nil, {"offer": "discount", "product_name": "Trail Runner 2", "price": 129.5,
 			"cart_value": 240.0, "pricing_views": 3.0, "help_pages": 4.0, "product_path": "/p/trail-runner-2", "form": "contact", "follow_up": true}} {

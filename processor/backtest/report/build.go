@@ -194,14 +194,14 @@ func buildRun(o *Outcome, conv *Conversions, end time.Time) *built {
 		reason := string(s.Reason)
 		for _, ca := range a.countsFor(s.Variant) {
 			ca.c.Suppressed[reason]++
-			if s.Reason == schema.SuppressQuietHours {
+			if s.Reason.Deferral() {
 				ca.c.Deferred++
 			} else {
 				ca.c.SuppressedTotal++
 			}
 		}
 		b.run.Totals.Suppressed[reason]++
-		if s.Reason == schema.SuppressQuietHours {
+		if s.Reason.Deferral() {
 			b.run.Totals.Deferred++
 		} else {
 			b.run.Totals.SuppressedTotal++
