@@ -56,6 +56,9 @@ type Suppression struct {
 	Reason   SuppressReason `json:"reason"`
 	At       time.Time      `json:"at"`
 	Until    time.Time      `json:"until,omitzero"` // quiet_hours, send_window: the new send time
+	// Cap is which cap bound, for frequency_cap: per_day, per_week, or
+	// a category cap as category/window ("promo/48h").
+	Cap string `json:"cap,omitempty"`
 }
 
 type suppressionJSON struct {
@@ -67,13 +70,14 @@ type suppressionJSON struct {
 	Reason   SuppressReason `json:"reason"`
 	At       string         `json:"at"`
 	Until    string         `json:"until,omitempty"`
+	Cap      string         `json:"cap,omitempty"`
 }
 
 // AppendSuppression appends the deterministic JSON encoding of s to b.
 func AppendSuppression(b []byte, s *Suppression) ([]byte, error) {
 	w := suppressionJSON{
 		UserID: s.UserID, Trigger: s.Trigger, Step: s.Step, Template: s.Template,
-		Variant: s.Variant, Reason: s.Reason, At: FormatTime(s.At),
+		Variant: s.Variant, Reason: s.Reason, At: FormatTime(s.At), Cap: s.Cap,
 	}
 	if !s.Until.IsZero() {
 		w.Until = FormatTime(s.Until)
@@ -87,7 +91,7 @@ func UnmarshalSuppression(b []byte) (Suppression, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return Suppression{}, err
 	}
-	s := Suppression{UserID: w.UserID, Trigger: w.Trigger, Step: w.Step, Template: w.Template, Variant: w.Variant, Reason: w.Reason}
+	s := Suppression{UserID: w.UserID, Trigger: w.Trigger, Step: w.Step, Template: w.Template, Variant: w.Variant, Reason: w.Reason, Cap: w.Cap}
 	var err error
 	if s.At, err = time.Parse(time.RFC3339Nano, w.At); err != nil {
 		return Suppression{}, err

@@ -440,6 +440,9 @@ func (h *harness) print(b *strings.Builder, u *state.User, res *engine.Result) {
 		if s.Variant != "" {
 			fmt.Fprintf(b, " variant=%s", s.Variant)
 		}
+		if s.Cap != "" {
+			fmt.Fprintf(b, " cap=%s", s.Cap)
+		}
 		b.WriteString("\n")
 	}
 	for _, err := range res.Errors {

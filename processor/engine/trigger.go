@@ -210,8 +210,14 @@ func (s *step) fireStep(t *rules.Trigger, ts *state.Trigger) (next int, done boo
 		}
 	}
 	run.Deferred = false
-	if reason := policy.Capacity(&s.e.policy, s.u.Sends, s.reserved(t), s.now, s.location()); reason != "" {
+	if reason, cap := policy.Capacity(&s.e.policy, s.u.Sends, s.reserved(t, ""), s.now, s.location()); reason != "" {
 		s.suppress(t, run, i, reason, time.Time{})
+		s.res.Suppressions[len(s.res.Suppressions)-1].Cap = cap
+		return i + 1, false
+	}
+	if cap := s.categoryCap(t); cap != nil {
+		s.suppress(t, run, i, schema.SuppressFrequencyCap, time.Time{})
+		s.res.Suppressions[len(s.res.Suppressions)-1].Cap = cap.Name
 		return i + 1, false
 	}
 	s.emit(t, ts, i, vars)
@@ -233,10 +239,39 @@ func (s *step) inOtherSequence(t *rules.Trigger) bool {
 	return false
 }
 
-// reserved lists when the user's other pending runs that outrank t are
-// expected to send: a lower-ranked send must leave the cap room for them.
-// The order is of no consequence (policy.Capacity counts them).
-func (s *step) reserved(t *rules.Trigger) []time.Time {
+// categoryCap returns the first of the pack's caps on t's category that
+// leaves no room for a send at s.now, or nil.
+func (s *step) categoryCap(t *rules.Trigger) *policy.Cap {
+	if t.Category == "" {
+		return nil
+	}
+	var sent, reserved []time.Time
+	for ci := range s.e.policy.Caps {
+		c := &s.e.policy.Caps[ci]
+		if c.Category != t.Category {
+			continue
+		}
+		if sent == nil {
+			sent = []time.Time{}
+			for _, x := range s.u.Sends {
+				if o := s.e.pack.Trigger(x.Trigger); o != nil && o.Category == t.Category {
+					sent = append(sent, x.At)
+				}
+			}
+			reserved = s.reserved(t, t.Category)
+		}
+		if c.Full(sent, reserved, s.now) {
+			return c
+		}
+	}
+	return nil
+}
+
+// reserved lists when the user's other pending runs that outrank t (of
+// category, when not "") are expected to send: a lower-ranked send must
+// leave the cap room for them. The order is of no consequence (the caps
+// count them).
+func (s *step) reserved(t *rules.Trigger, category string) []time.Time {
 	me := rankOf(t)
 	var out []time.Time
 	for name, ts := range s.u.Triggers {
@@ -244,7 +279,7 @@ func (s *step) reserved(t *rules.Trigger) []time.Time {
 			continue
 		}
 		o := s.e.pack.Trigger(name)
-		if o == nil || !rankOf(o).Before(me) {
+		if o == nil || !rankOf(o).Before(me) || (category != "" && o.Category != category) {
 			continue
 		}
 		at := ts.Run.Due

@@ -25,6 +25,9 @@ type Config struct {
 	// PerDay and PerWeek cap triggered emails per user, counted in the
 	// user's time zone (calendar day; ISO week, Monday first). 0: no cap.
 	PerDay, PerWeek int
+	// Caps cap the emails of one category of triggers per user over a
+	// rolling window, beside PerDay and PerWeek.
+	Caps []Cap
 	// Quiet, when set, defers sends that fall inside it to its end.
 	Quiet *QuietHours
 	// SessionGap ends a session after this much inactivity.
@@ -51,6 +54,20 @@ func DefaultConfig() Config {
 		ScoreHalfLife:   7 * 24 * time.Hour,
 	}
 }
+
+// Cap is a cap per category of triggers: at most Max emails of the
+// triggers whose category is Category in any Per (a rolling window).
+type Cap struct {
+	Category string
+	Max      int
+	Per      time.Duration
+	// Name says which cap bound in suppressions: "promo/48h".
+	Name string
+}
+
+// MaxCapWindow is the longest Per a cap may have: the send log keeps
+// 8 days of sends.
+const MaxCapWindow = 7 * 24 * time.Hour
 
 // QuietHours is a daily window in the user's local time, in minutes after
 // midnight. Start > End wraps midnight (21:00–08:00).

@@ -81,12 +81,19 @@ func PeriodOf(t time.Time, loc *time.Location) Period {
 	return Period{Day: day, Week: int64(wy)*100 + int64(w)}
 }
 
+// Names of the calendar caps, in suppressions.
+const (
+	CapPerDay  = "per_day"
+	CapPerWeek = "per_week"
+)
+
 // Capacity counts what the caps leave for a send at t: sent counts the send
 // log, reserved counts pending sends of higher rank that will land in the
-// same day or week. It returns "" when the send fits.
-func Capacity(c *Config, sends []state.Send, reserved []time.Time, t time.Time, loc *time.Location) schema.SuppressReason {
+// same day or week. It returns "" when the send fits, else the reason and
+// the cap that binds (CapPerDay, CapPerWeek).
+func Capacity(c *Config, sends []state.Send, reserved []time.Time, t time.Time, loc *time.Location) (schema.SuppressReason, string) {
 	if c.PerDay <= 0 && c.PerWeek <= 0 {
-		return ""
+		return "", ""
 	}
 	p := PeriodOf(t, loc)
 	day, week := 0, 0
@@ -105,10 +112,33 @@ func Capacity(c *Config, sends []state.Send, reserved []time.Time, t time.Time, 
 	for _, at := range reserved {
 		count(at)
 	}
-	if (c.PerDay > 0 && day >= c.PerDay) || (c.PerWeek > 0 && week >= c.PerWeek) {
-		return schema.SuppressFrequencyCap
+	switch {
+	case c.PerDay > 0 && day >= c.PerDay:
+		return schema.SuppressFrequencyCap, CapPerDay
+	case c.PerWeek > 0 && week >= c.PerWeek:
+		return schema.SuppressFrequencyCap, CapPerWeek
 	}
-	return ""
+	return "", ""
+}
+
+// Full reports whether cap leaves no room for a send at t: sent are the
+// times of the user's sends of the cap's category, reserved the expected
+// times of pending sends of the category that outrank this one. A send
+// counts when it is less than Per before t, a reserved one when it is
+// less than Per away on either side (it would share a window with t).
+func (c *Cap) Full(sent, reserved []time.Time, t time.Time) bool {
+	n := 0
+	for _, at := range sent {
+		if !at.After(t) && t.Sub(at) < c.Per {
+			n++
+		}
+	}
+	for _, at := range reserved {
+		if d := at.Sub(t); d < c.Per && -d < c.Per {
+			n++
+		}
+	}
+	return n >= c.Max
 }
 
 // Variant is one arm of an A/B test.

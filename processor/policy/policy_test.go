@@ -62,9 +62,11 @@ func TestPolicy(t *testing.T) {
 					case "reserved":
 						reserved = append(reserved, at)
 					case "check":
-						r := policy.Capacity(&c, sends, reserved, at, loc)
+						r, cap := policy.Capacity(&c, sends, reserved, at, loc)
 						if r == "" {
 							r = "fits"
+						} else {
+							r += " (" + schema.SuppressReason(cap) + ")"
 						}
 						fmt.Fprintf(&b, "%s: %s\n", when(at, loc), r)
 					default:
@@ -100,6 +102,36 @@ func TestPolicy(t *testing.T) {
 						fmt.Fprintf(&b, "%s: outside, opens %s\n", when(at, loc), when(opens, loc))
 					} else {
 						fmt.Fprintf(&b, "%s: inside\n", when(at, loc))
+					}
+				}
+			case "category_cap":
+				// category_cap max=N per=D, then sent T / reserved T / check T
+				var c policy.Cap
+				var per string
+				d.ScanArgs(t, "max", &c.Max)
+				d.ScanArgs(t, "per", &per)
+				dur, err := time.ParseDuration(per)
+				if err != nil {
+					d.Fatalf(t, "per: %v", err)
+				}
+				c.Per = dur
+				var sent, reserved []time.Time
+				for _, l := range lines(d) {
+					kind, ts, _ := strings.Cut(l, " ")
+					at := parseTime(t, d, ts)
+					switch kind {
+					case "sent":
+						sent = append(sent, at)
+					case "reserved":
+						reserved = append(reserved, at)
+					case "check":
+						r := "fits"
+						if c.Full(sent, reserved, at) {
+							r = "full"
+						}
+						fmt.Fprintf(&b, "%s: %s\n", schema.FormatTime(at), r)
+					default:
+						d.Fatalf(t, "want sent, reserved or check: %q", l)
 					}
 				}
 			case "rank":

@@ -115,12 +115,39 @@ func compilePack(raw *rawPack, opts Options, e *yamlpos.Errors) *Pack {
 		p.byName[t.Name] = t
 		p.Triggers = append(p.Triggers, t)
 	}
+	c.checkCaps(p, raw)
 	p.index()
 	return p
 }
 
+// checkCaps refuses a cap on a category no trigger declares: a misspelt
+// category would cap nothing.
+func (c *compiler) checkCaps(p *Pack, raw *rawPack) {
+	if len(p.Policy.Caps) == 0 || len(raw.policy) == 0 {
+		return
+	}
+	declared := map[string]bool{}
+	for _, t := range p.Triggers {
+		declared[t.Category] = true
+	}
+	caps := raw.policy[0].Get("caps")
+	if caps == nil {
+		return
+	}
+	for _, it := range caps.Items {
+		cn := it.Get("category")
+		if cn == nil || declared[cn.Value] || !triggerName.MatchString(cn.Value) {
+			continue
+		}
+		c.e.Add(cn.Pos, "policy.caps category %q: no trigger declares category: %s, so the cap would count nothing", cn.Value, cn.Value)
+	}
+}
+
 func decodePolicy(n *yamlpos.Node, c *policy.Config, e *yamlpos.Errors) {
-	f := n.Fields(e, "policy", "grace", "timezone", "consent", "frequency", "quiet_hours", "session_gap", "score", "max_future_skew")
+	f := n.Fields(e, "policy", "grace", "timezone", "consent", "frequency", "caps", "quiet_hours", "session_gap", "score", "max_future_skew")
+	if v := f["caps"]; v != nil {
+		c.Caps = decodeCaps(v, e)
+	}
 	if v := f["grace"]; v != nil {
 		c.Grace = duration(v, e, "policy.grace")
 	}
@@ -214,6 +241,61 @@ func nonNegative(n *yamlpos.Node, e *yamlpos.Errors, what string) int {
 		return 0
 	}
 	return v
+}
+
+// decodeCaps reads policy.caps: [{category, max, per}], caps per category
+// of triggers over a rolling window.
+func decodeCaps(n *yamlpos.Node, e *yamlpos.Errors) []policy.Cap {
+	if n.Kind != yamlpos.Seq {
+		e.Add(n.Pos, "policy.caps must be a list of {category, max, per}")
+		return nil
+	}
+	var out []policy.Cap
+	seen := map[string]yamlpos.Pos{}
+	for _, it := range n.Items {
+		f := it.Fields(e, "policy.caps entry", "category", "max", "per")
+		if f == nil {
+			continue
+		}
+		var c policy.Cap
+		ok := true
+		for _, name := range []string{"category", "max", "per"} {
+			if f[name] == nil {
+				e.Add(it.Pos, "policy.caps entry needs %s", name)
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		c.Category, ok = f["category"].Str(e, "policy.caps category")
+		if ok && !triggerName.MatchString(c.Category) {
+			e.Add(f["category"].Pos, "policy.caps category %q: use lower-case letters, digits and -", c.Category)
+			ok = false
+		}
+		m, mok := f["max"].Int(e, "policy.caps max")
+		if mok && m < 1 {
+			e.Add(f["max"].Pos, "policy.caps max must be at least 1")
+			mok = false
+		}
+		c.Max = m
+		c.Per = positiveDuration(f["per"], e, "policy.caps per")
+		if c.Per > policy.MaxCapWindow {
+			e.Add(f["per"].Pos, "policy.caps per: %q is longer than %s, the longest window a cap counts (the send log keeps 8 days)", f["per"].Value, "7d")
+			continue
+		}
+		if !ok || !mok || c.Per == 0 {
+			continue
+		}
+		c.Name = c.Category + "/" + f["per"].Value
+		if prev, dup := seen[c.Name]; dup {
+			e.Add(it.Pos, "policy.caps: %s is capped twice (first at %s)", c.Name, prev)
+			continue
+		}
+		seen[c.Name] = it.Pos
+		out = append(out, c)
+	}
+	return out
 }
 
 func duration(n *yamlpos.Node, e *yamlpos.Errors, what string) time.Duration {
@@ -310,7 +392,7 @@ func triggerFields() []string {
 	return []string{
 		"name", "description", "intent", "priority", "on", "when", "wait", "recheck", "restart",
 		"exit_on", "cooldown", "expire_after", "reentry", "holdout", "variants", "template", "data", "steps",
-		"quiet_hours", "send_window",
+		"quiet_hours", "send_window", "category",
 	}
 }
 
@@ -380,6 +462,14 @@ func (c *compiler) trigger(n *yamlpos.Node) *Trigger {
 	}
 	if h := f["holdout"]; h != nil {
 		t.Holdout = share(h, e, what+": holdout")
+	}
+	if cn := f["category"]; cn != nil {
+		if s, ok := cn.Str(e, what+": category"); ok {
+			if !triggerName.MatchString(s) {
+				e.Add(cn.Pos, "%s: category %q: use lower-case letters, digits and -", what, s)
+			}
+			t.Category = s
+		}
 	}
 	var window *policy.SendWindow
 	if w := f["send_window"]; w != nil {

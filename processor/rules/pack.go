@@ -177,6 +177,9 @@ type Trigger struct {
 	Steps       []Step
 	Data        []DataField // merged under step and variant data
 	QuietHours  bool        // honour quiet hours (default true)
+	// Category names the trigger's kind of email ("promo") for the
+	// policy's caps per category; "" for none.
+	Category string
 }
 
 // Exit cancels a trigger's pending run when an event of key Event arrives

@@ -273,7 +273,7 @@ func commandFields() []string {
 }
 
 func suppressionFields() []string {
-	return []string{"user_id", "trigger", "step", "template", "variant", "reason", "at", "until"}
+	return []string{"user_id", "trigger", "step", "template", "variant", "reason", "at", "until", "cap"}
 }
 
 func expects(n *yamlpos.Node, e *yamlpos.Errors, what string, allowed []string) []Expect {
