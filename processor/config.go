@@ -56,7 +56,10 @@ type Config struct {
 	// TickInterval is how often timers are checked when no input arrives.
 	// Default 1s.
 	TickInterval time.Duration
-	// MaxPollRecords bounds a batch. Default 10000.
+	// MaxPollRecords bounds a batch. Default 40000: about one whole fetch
+	// response (see fetchPartitionBytes), so that a batch of a backlog
+	// holds records of every partition and its partitions are processed
+	// side by side rather than one or two at a time.
 	MaxPollRecords int
 	// ExactlyOnce uses one Kafka transaction per batch. Default true; set
 	// DisableExactlyOnce for at-least-once (benchmarks, brokers without
@@ -181,7 +184,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.TickInterval = time.Second
 	}
 	if c.MaxPollRecords <= 0 {
-		c.MaxPollRecords = 10000
+		c.MaxPollRecords = 40000
 	}
 	if c.TransactionalID == "" {
 		host, err := os.Hostname()

@@ -261,6 +261,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if len(c.Hooks) > 0 {
 		opts = append(opts, kgo.WithHooks(c.Hooks...))
 	}
+	opts = append(opts, kgo.FetchMaxPartitionBytes(fetchPartitionBytes))
 	opts = append(append(opts, c.Kafka...),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Events),
@@ -355,6 +356,13 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// fetchPartitionBytes is the processor's default of kgo's
+// FetchMaxPartitionBytes (Config.Kafka may override it). kgo's 1 MiB lets
+// one partition fill a batch while catching up (about 7,000 compressed
+// events), so a batch kept one core busy and the other idle; at 256 KiB a
+// fetch response holds a slice of every partition with a backlog.
+const fetchPartitionBytes = 256 << 10
 
 // maxSnapshotSkips bounds the inputs a snapshot's replay passes over
 // (SnapshotForReplay): past it, the waiting events are written instead.

@@ -16,6 +16,10 @@ import (
 	"github.com/microtrigger/microtrigger/schema"
 )
 
+// pebbleMemtables is what the partitions' memtables may take outside the Go
+// heap, roughly, for the automatic memory limit.
+const pebbleMemtables = 128 << 20
+
 func registerProcessor(app *kingpin.Application, e *env) {
 	cmd := app.Command("processor", "Run the stream processor: events in, send-commands out.")
 	var k kafkaFlags
@@ -92,6 +96,7 @@ func registerProcessor(app *kingpin.Application, e *env) {
 		if err != nil {
 			return e.usageError("processor", "%v", err)
 		}
+		cfg.Logger.Info("garbage collector", "gc", tuneGC(os.Getenv, cgroupMemoryFiles(), cfg.CacheBytes+pebbleMemtables).logValue())
 		if cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
 			if err != nil {
